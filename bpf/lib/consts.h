@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Load-time configuration. Set from Go through spec.Variables before load, so
+ * one compiled object serves every node and the verifier prunes disabled
+ * branches. */
+#pragma once
+
+#include <linux/types.h>
+
+/* Node's address on the VLAN interface, network order: the SNAT source for
+ * remote backends under externalTrafficPolicy: Cluster. */
+volatile const __be32 node_ip4 = 0;
+/* Maglev table size per service (a prime); index = id * maglev_size + slot. */
+volatile const __u32 maglev_size = 1021;
+/* SNAT source ports for remote backends, host order, inclusive. Keep them out
+ * of net.ipv4.ip_local_port_range so node sockets never collide. */
+volatile const __u16 snat_port_min = 61000;
+volatile const __u16 snat_port_max = 65535;
+/* Deliver to local pods with bpf_redirect instead of the kernel stack. Faster,
+ * but skips netfilter and anything a CNI enforces on the forward path: opt-in. */
+volatile const __u8 fast_local_redirect = 0;
+
+#define LB_ETH_P_IP 0x0800
+#define LB_ETH_P_IPV6 0x86DD
+#define LB_IP_MF 0x2000
+#define LB_IP_OFFSET 0x1FFF
+#define LB_SNAT_TRIES 8
+#define LB_CT_REFRESH_NS 1000000000ULL

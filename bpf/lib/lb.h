@@ -1,0 +1,429 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The load balancer: service lookup, backend choice (connection table, then
+ * Maglev), DNAT/SNAT, forwarding and reverse translation. Written once for
+ * XDP and TC through the ctx shim; `xdp` is always a compile-time constant. */
+#pragma once
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "consts.h"
+#include "types.h"
+#include "maps.h"
+#include "ctx.h"
+#include "parse.h"
+#include "csum.h"
+#include "stats.h"
+
+#define LB_AF_INET 2
+#define LB_PULL_LEN (14 + 60 + 20)
+
+/* lb_verdict turns a core action into the hook's return code. For TC, PASS
+ * is TC_ACT_UNSPEC (tcx: next program), so programs attached after lbd
+ * (a CNI's) still see every packet that lbd does not consume. */
+static __always_inline int lb_verdict(void *ctx, const bool xdp, enum lb_action a, __u32 ifindex)
+{
+	switch (a) {
+	case LB_ACT_DROP:
+		return xdp ? XDP_DROP : TC_ACT_SHOT;
+	case LB_ACT_TX:
+		return xdp ? XDP_TX : bpf_redirect(ctx_ifindex(ctx, xdp), 0);
+	case LB_ACT_REDIRECT:
+		return bpf_redirect(ifindex, 0);
+	case LB_ACT_REDIRECT_NEIGH:
+		if (xdp)
+			return XDP_DROP;
+		return bpf_redirect_neigh(ifindex, NULL, 0, 0);
+	default:
+		return xdp ? XDP_PASS : TC_ACT_UNSPEC;
+	}
+}
+
+static __always_inline int lb_exit(void *ctx, const bool xdp, enum lb_action a, enum lb_reason r, __u32 ifindex)
+{
+	lb_count(r);
+	return lb_verdict(ctx, xdp, a, ifindex);
+}
+
+static __always_inline __u32 lb_rol(__u32 w, __u32 s) { return (w << s) | (w >> (32 - s)); }
+
+/* lb_hash mixes a flow (or, for affinity, only the client address) into 32
+ * bits; Jenkins' final mix, as in the kernel's jhash_3words. */
+static __always_inline __u32 lb_hash3(__u32 a, __u32 b, __u32 c)
+{
+	c ^= b; c -= lb_rol(b, 14);
+	a ^= c; a -= lb_rol(c, 11);
+	b ^= a; b -= lb_rol(a, 25);
+	c ^= b; c -= lb_rol(b, 16);
+	a ^= c; a -= lb_rol(c, 4);
+	b ^= a; b -= lb_rol(a, 14);
+	c ^= b; c -= lb_rol(b, 24);
+	return c;
+}
+
+static __always_inline __u32 lb_addr_fold(const __u8 *a)
+{
+	__u32 w[4];
+	__builtin_memcpy(w, a, 16);
+	return w[0] ^ w[1] ^ w[2] ^ w[3];
+}
+
+static __always_inline __u32 lb_flow_hash(const struct lb_flow_key *k)
+{
+	__u32 ports = ((__u32)k->sport << 16) | k->dport;
+	return lb_hash3(lb_addr_fold(k->saddr), lb_addr_fold(k->daddr) ^ k->proto, ports);
+}
+
+/* lb_rewrite4 replaces addresses and ports of an IPv4 TCP/UDP packet and
+ * fixes the checksums. XDP fixes the L4 checksum in place; TC uses
+ * bpf_l4_csum_replace, which is correct for CHECKSUM_PARTIAL skbs (only the
+ * pseudo-header part is folded into a partial checksum). */
+static __always_inline int lb_rewrite4(void *ctx, const bool xdp, const struct lb_pkt *p,
+				       __be32 saddr, __be32 daddr, __be16 sport, __be16 dport)
+{
+	void *data = ctx_data(ctx, xdp), *data_end = ctx_data_end(ctx, xdp);
+	struct iphdr *ip = data + sizeof(struct ethhdr);
+	if ((void *)(ip + 1) > data_end)
+		return -1;
+	__be32 oaddr[2] = {ip->saddr, ip->daddr};
+	__be32 naddr[2] = {saddr, daddr};
+	ip->saddr = saddr;
+	ip->daddr = daddr;
+	ip->check = lb_csum_update(ip->check, oaddr, naddr, sizeof(oaddr));
+
+	__u32 off = p->l4_off;
+	if (off > sizeof(struct ethhdr) + 60)
+		return -1;
+	__be16 *ports = data + off;
+	if ((void *)(ports + 2) > data_end)
+		return -1;
+	__be32 oports, nports;
+	__builtin_memcpy(&oports, ports, 4);
+	ports[0] = sport;
+	ports[1] = dport;
+	__builtin_memcpy(&nports, ports, 4);
+
+	__u32 csum_off = off + (p->proto == IPPROTO_TCP ? 16 : 6);
+	__u16 *csum = data + csum_off;
+	if ((void *)(csum + 1) > data_end)
+		return -1;
+	int udp = p->proto == IPPROTO_UDP;
+	if (xdp) {
+		if (udp && *csum == 0)
+			return 0; /* UDP without checksum stays without */
+		__be32 o[3] = {oaddr[0], oaddr[1], oports};
+		__be32 n[3] = {naddr[0], naddr[1], nports};
+		__u16 c = lb_csum_update(*csum, o, n, sizeof(o));
+		*csum = (udp && c == 0) ? 0xffff : c;
+		return 0;
+	}
+	__u64 mangled = udp ? BPF_F_MARK_MANGLED_0 : 0;
+	__s64 ad = bpf_csum_diff(oaddr, sizeof(oaddr), naddr, sizeof(naddr), 0);
+	__s64 pd = bpf_csum_diff(&oports, 4, &nports, 4, 0);
+	if (bpf_l4_csum_replace(ctx, csum_off, 0, (__u32)ad, BPF_F_PSEUDO_HDR | mangled))
+		return -1;
+	if (bpf_l4_csum_replace(ctx, csum_off, 0, (__u32)pd, mangled))
+		return -1;
+	return 0;
+}
+
+/* lb_fwd4 sends a translated packet on: to the next hop found by
+ * bpf_fib_lookup, out of the ingress interface (backend on another node,
+ * client) or to the stack (backend on this node, so it passes wherever the
+ * CNI enforces policy; fast_local_redirect skips that, opt-in). A packet
+ * with the node's own source (SNAT) can never go to the stack: the kernel
+ * drops a local source arriving from outside as martian. */
+static __always_inline int lb_fwd4(void *ctx, const bool xdp, __be32 saddr, __be32 daddr,
+				   __u8 proto, __u16 ip_len, int snat, enum lb_reason ok)
+{
+	struct bpf_fib_lookup fib = {};
+	fib.family = LB_AF_INET;
+	fib.l4_protocol = proto;
+	fib.tot_len = ip_len;
+	fib.ipv4_src = saddr;
+	fib.ipv4_dst = daddr;
+	__u32 in = ctx_ifindex(ctx, xdp);
+	fib.ifindex = in;
+
+	long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	int local = rc == BPF_FIB_LKUP_RET_SUCCESS || rc == BPF_FIB_LKUP_RET_NO_NEIGH ? fib.ifindex != in : 0;
+	if (local && !fast_local_redirect && !snat)
+		return lb_exit(ctx, xdp, LB_ACT_PASS, LB_R_FWD_STACK, 0);
+
+	void *data = ctx_data(ctx, xdp), *data_end = ctx_data_end(ctx, xdp);
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end)
+		return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_MALFORMED, 0);
+
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		lb_ttl_dec(&ip->ttl, &ip->check);
+		__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+		if (fib.ifindex == in)
+			return lb_exit(ctx, xdp, LB_ACT_TX, ok, 0);
+		return lb_exit(ctx, xdp, LB_ACT_REDIRECT, ok, fib.ifindex);
+	}
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH && !xdp) {
+		lb_ttl_dec(&ip->ttl, &ip->check);
+		return lb_exit(ctx, xdp, LB_ACT_REDIRECT_NEIGH, ok, fib.ifindex);
+	}
+	/* No route, or XDP without a neighbour entry: the stack can resolve
+	 * it for un-SNATed packets; SNATed ones are dropped and counted (lbd
+	 * keeps the neighbours of other nodes resolved to avoid this). */
+	if (!snat)
+		return lb_exit(ctx, xdp, LB_ACT_PASS, LB_R_FWD_STACK, 0);
+	return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_FIB, 0);
+}
+
+/* lb_snat_claim reserves a node source port for a flow to a remote backend
+ * by inserting its reverse entry with BPF_NOEXIST; a few hashed probes
+ * resolve collisions. Returns the port (network order) or 0. */
+static __always_inline __be16 lb_snat_claim(struct lb_flow_key *rk, struct lb_rev *rv, __u32 h)
+{
+	__u32 span = (__u32)snat_port_max - snat_port_min + 1;
+	if (span == 0 || span > 65536)
+		return 0;
+#pragma unroll
+	for (int i = 0; i < LB_SNAT_TRIES; i++) {
+		__u16 port = snat_port_min + (h + i * 7919) % span;
+		rk->dport = bpf_htons(port);
+		if (bpf_map_update_elem(&lb_revnat, rk, rv, BPF_NOEXIST) == 0)
+			return rk->dport;
+	}
+	return 0;
+}
+
+/* lb_pick chooses a backend for a new flow: the client's affinity entry if
+ * still fresh, else the service's Maglev table. */
+static __always_inline struct lb_backend *lb_pick(const struct lb_svc *svc, const struct lb_flow_key *fk)
+{
+	__u32 h;
+	if (svc->flags & LB_SVC_AFFINITY)
+		h = lb_hash3(lb_addr_fold(fk->saddr), svc->id, 0x5eed);
+	else
+		h = lb_flow_hash(fk);
+	__u32 m = maglev_size;
+	if (m == 0)
+		return NULL;
+	__u32 idx = svc->id * m + h % m;
+	__u32 *be_id = bpf_map_lookup_elem(&lb_maglev, &idx);
+	if (!be_id || *be_id == 0)
+		return NULL;
+	return bpf_map_lookup_elem(&lb_backends, be_id);
+}
+
+static __always_inline int lb_affinity_get(const struct lb_svc *svc, const struct lb_flow_key *fk,
+					   struct lb_ct *out, __u64 now)
+{
+	struct lb_affinity_key ak = {.svc_id = svc->id};
+	__builtin_memcpy(ak.client, fk->saddr, 16);
+	struct lb_affinity_entry *a = bpf_map_lookup_elem(&lb_affinity, &ak);
+	if (!a)
+		return 0;
+	if (now - a->last_seen > (__u64)svc->affinity_timeout * 1000000000ULL)
+		return 0;
+	__builtin_memcpy(out->baddr, a->baddr, 16);
+	out->bport = a->bport;
+	return 1;
+}
+
+static __always_inline void lb_affinity_put(const struct lb_svc *svc, const struct lb_flow_key *fk,
+					    const struct lb_ct *ct, __u64 now)
+{
+	struct lb_affinity_key ak = {.svc_id = svc->id};
+	__builtin_memcpy(ak.client, fk->saddr, 16);
+	struct lb_affinity_entry a = {.bport = ct->bport, .last_seen = now};
+	__builtin_memcpy(a.baddr, ct->baddr, 16);
+	bpf_map_update_elem(&lb_affinity, &ak, &a, BPF_ANY);
+}
+
+/* lb_new_flow picks a backend, reserves the reverse entry and stores the
+ * connection-table entry. Returns a drop reason, or LB_R_FWD. */
+static __always_inline enum lb_reason lb_new_flow(const struct lb_svc *svc, struct lb_flow_key *fk,
+						   struct lb_ct *ct, __u64 now)
+{
+	int have = 0;
+	__u8 local = 0;
+	if (svc->flags & LB_SVC_AFFINITY)
+		have = lb_affinity_get(svc, fk, ct, now);
+	if (!have) {
+		if (svc->backends == 0)
+			return LB_R_DROP_NO_BACKEND;
+		struct lb_backend *be = lb_pick(svc, fk);
+		if (!be)
+			return LB_R_DROP_NO_BACKEND;
+		__builtin_memcpy(ct->baddr, be->addr, 16);
+		ct->bport = be->port;
+		local = be->flags & LB_BE_LOCAL;
+	} else {
+		/* An affinity backend is local iff its address is in this node's
+		 * backends; Local-policy services only ever have local ones. */
+		local = (svc->flags & LB_SVC_LOCAL) != 0;
+	}
+	ct->svc_id = svc->id;
+	ct->last_seen = now;
+
+	struct lb_flow_key rk = {.proto = fk->proto, .sport = ct->bport};
+	struct lb_rev rv = {.vport = fk->dport, .cport = fk->sport, .svc_id = svc->id};
+	__builtin_memcpy(rk.saddr, ct->baddr, 16);
+	__builtin_memcpy(rv.vip, fk->daddr, 16);
+	__builtin_memcpy(rv.client, fk->saddr, 16);
+
+	if (!local && !(svc->flags & LB_SVC_LOCAL)) {
+		if (node_ip4 == 0)
+			return LB_R_DROP_NO_SNAT_PORT;
+		lb_v4mapped(rk.daddr, node_ip4);
+		rv.flags = LB_CT_SNAT;
+		__be16 port = lb_snat_claim(&rk, &rv, lb_flow_hash(fk));
+		if (!port)
+			return LB_R_DROP_NO_SNAT_PORT;
+		ct->snat_port = port;
+		ct->flags = LB_CT_SNAT;
+	} else {
+		__builtin_memcpy(rk.daddr, fk->saddr, 16);
+		rk.dport = fk->sport;
+		bpf_map_update_elem(&lb_revnat, &rk, &rv, BPF_ANY);
+		ct->snat_port = 0;
+		ct->flags = 0;
+	}
+	if (svc->flags & LB_SVC_AFFINITY)
+		lb_affinity_put(svc, fk, ct, now);
+	bpf_map_update_elem(&lb_conntrack, fk, ct, BPF_ANY);
+	return LB_R_FWD;
+}
+
+static __always_inline void lb_flow_key_of(struct lb_flow_key *k, const struct lb_pkt *p)
+{
+	__builtin_memcpy(k->saddr, p->saddr, 16);
+	__builtin_memcpy(k->daddr, p->daddr, 16);
+	k->sport = p->sport;
+	k->dport = p->dport;
+	k->proto = p->proto;
+}
+
+static __always_inline int lb_service(void *ctx, const bool xdp, struct lb_pkt *p, const struct lb_svc *svcp)
+{
+	struct lb_svc svc = *svcp;
+	__u32 bytes = ctx_len(ctx, xdp);
+
+	if (svc.flags & LB_SVC_SRC_RANGES) {
+		struct lb_src_key sk = {.prefixlen = 32 + 128, .svc_id = svc.id};
+		__builtin_memcpy(sk.addr, p->saddr, 16);
+		if (!bpf_map_lookup_elem(&lb_src_ranges, &sk)) {
+			lb_svc_count(svc.id, bytes, 0, 1);
+			return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_SRC_RANGE, 0);
+		}
+	}
+	if (p->ttl <= 1) {
+		lb_svc_count(svc.id, bytes, 0, 1);
+		return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_TTL, 0);
+	}
+
+	struct lb_flow_key fk = {};
+	lb_flow_key_of(&fk, p);
+	__u64 now = bpf_ktime_get_ns();
+	struct lb_ct ct = {};
+	int new_flow = 0;
+	struct lb_ct *cur = bpf_map_lookup_elem(&lb_conntrack, &fk);
+	if (cur && cur->svc_id == svc.id) {
+		ct = *cur;
+		if (now - ct.last_seen > LB_CT_REFRESH_NS)
+			cur->last_seen = now;
+	} else {
+		enum lb_reason r = lb_new_flow(&svc, &fk, &ct, now);
+		if (r != LB_R_FWD) {
+			lb_svc_count(svc.id, bytes, 0, 1);
+			return lb_exit(ctx, xdp, LB_ACT_DROP, r, 0);
+		}
+		new_flow = 1;
+	}
+
+	int snat = (ct.flags & LB_CT_SNAT) != 0;
+	__be32 saddr = snat ? node_ip4 : lb_v4(p->saddr);
+	__be16 sport = snat ? ct.snat_port : p->sport;
+	__be32 daddr = lb_v4(ct.baddr);
+	if (lb_rewrite4(ctx, xdp, p, saddr, daddr, sport, ct.bport)) {
+		lb_svc_count(svc.id, bytes, new_flow, 1);
+		return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_MALFORMED, 0);
+	}
+	lb_svc_count(svc.id, bytes, new_flow, 0);
+	return lb_fwd4(ctx, xdp, saddr, daddr, p->proto, p->ip_len, snat, LB_R_FWD);
+}
+
+/* lb_revnat_snat translates a backend's reply to a SNATed flow back to
+ * VIP -> client and sends it to the client. */
+static __always_inline int lb_revnat_snat(void *ctx, const bool xdp, struct lb_pkt *p)
+{
+	struct lb_flow_key rk = {};
+	lb_flow_key_of(&rk, p);
+	struct lb_rev *rvp = bpf_map_lookup_elem(&lb_revnat, &rk);
+	if (!rvp || !(rvp->flags & LB_CT_SNAT))
+		return lb_exit(ctx, xdp, LB_ACT_PASS, LB_R_PASS, 0);
+	struct lb_rev rv = *rvp;
+	__be32 saddr = lb_v4(rv.vip), daddr = lb_v4(rv.client);
+	if (lb_rewrite4(ctx, xdp, p, saddr, daddr, rv.vport, rv.cport))
+		return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_MALFORMED, 0);
+	lb_svc_count(rv.svc_id, ctx_len(ctx, xdp), 0, 0);
+	return lb_fwd4(ctx, xdp, saddr, daddr, p->proto, p->ip_len, 1, LB_R_REVNAT);
+}
+
+/* lb_ingress is the whole ingress datapath, on the VLAN-facing interface. */
+static __always_inline int lb_ingress(void *ctx, const bool xdp)
+{
+	ctx_pull(ctx, LB_PULL_LEN, xdp);
+	struct lb_pkt p = {};
+	int pr = lb_parse(ctx_data(ctx, xdp), ctx_data_end(ctx, xdp), &p);
+	if (pr == LB_PARSE_NOT_IP)
+		return lb_exit(ctx, xdp, LB_ACT_PASS, LB_R_PASS, 0);
+	if (pr == LB_PARSE_MALFORMED)
+		return lb_exit(ctx, xdp, LB_ACT_PASS, LB_R_PASS_MALFORMED, 0);
+
+	struct lb_svc_key sk = {};
+	__builtin_memcpy(sk.addr, p.daddr, 16);
+	if (pr == LB_PARSE_OK) {
+		sk.port = p.dport;
+		sk.proto = p.proto;
+		struct lb_svc *svc = bpf_map_lookup_elem(&lb_services, &sk);
+		if (svc)
+			return lb_service(ctx, xdp, &p, svc);
+		sk.port = 0;
+		sk.proto = 0;
+	}
+	if (bpf_map_lookup_elem(&lb_services, &sk)) {
+		/* A VIP, but no service behind this port or protocol. */
+		enum lb_reason r = LB_R_DROP_NO_PORT;
+		if (p.frag)
+			r = LB_R_DROP_FRAGMENT;
+		else if (pr == LB_PARSE_NO_L4 && (p.proto == IPPROTO_TCP || p.proto == IPPROTO_UDP))
+			r = LB_R_DROP_MALFORMED;
+		return lb_exit(ctx, xdp, LB_ACT_DROP, r, 0);
+	}
+	if (pr == LB_PARSE_OK && node_ip4 != 0 && lb_v4(p.daddr) == node_ip4)
+		return lb_revnat_snat(ctx, xdp, &p);
+	return lb_exit(ctx, xdp, LB_ACT_PASS, LB_R_PASS, 0);
+}
+
+/* lb_egress reverse-translates replies of flows delivered to local backends
+ * without SNAT (pod -> client becomes VIP -> client), TC egress only. */
+static __always_inline int lb_egress(struct __sk_buff *skb)
+{
+	ctx_pull(skb, LB_PULL_LEN, false);
+	struct lb_pkt p = {};
+	if (lb_parse(ctx_data(skb, false), ctx_data_end(skb, false), &p) != LB_PARSE_OK)
+		return TC_ACT_UNSPEC;
+	struct lb_flow_key rk = {};
+	lb_flow_key_of(&rk, &p);
+	struct lb_rev *rvp = bpf_map_lookup_elem(&lb_revnat, &rk);
+	if (!rvp || (rvp->flags & LB_CT_SNAT))
+		return TC_ACT_UNSPEC;
+	struct lb_rev rv = *rvp;
+	if (lb_rewrite4(skb, false, &p, lb_v4(rv.vip), lb_v4(p.daddr), rv.vport, p.dport))
+		return lb_exit(skb, false, LB_ACT_DROP, LB_R_DROP_MALFORMED, 0);
+	lb_svc_count(rv.svc_id, skb->len, 0, 0);
+	lb_count(LB_R_REVNAT);
+	return TC_ACT_UNSPEC;
+}

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Header parsing against (data, data_end), shared by XDP and TC. Every header
+ * is bounds-checked before it is read. */
+#pragma once
+
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <bpf/bpf_endian.h>
+#include "consts.h"
+
+enum lb_parse {
+	LB_PARSE_OK = 0,
+	LB_PARSE_NOT_IP,    /* not IPv4: pass untouched */
+	LB_PARSE_MALFORMED, /* truncated or bogus L3 header */
+	LB_PARSE_NO_L4,     /* IP parsed, no usable L4 (fragment, other proto, truncated) */
+};
+
+struct lb_pkt {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__be16 sport;
+	__be16 dport;
+	__u16 l4_off; /* from the start of the frame */
+	__u16 ip_len; /* IPv4 total length, host order */
+	__u8 proto;
+	__u8 ttl;
+	__u8 frag;      /* any fragment */
+	__u8 l4_ok;     /* ports valid */
+	__u8 tcp_flags; /* SYN/ACK/FIN/RST byte for TCP */
+};
+
+static __always_inline void lb_v4mapped(__u8 *out, __be32 a)
+{
+	__builtin_memset(out, 0, 10);
+	out[10] = 0xff;
+	out[11] = 0xff;
+	__builtin_memcpy(out + 12, &a, 4);
+}
+
+static __always_inline __be32 lb_v4(const __u8 *addr)
+{
+	__be32 a;
+	__builtin_memcpy(&a, addr + 12, 4);
+	return a;
+}
+
+/* lb_parse4 fills p from an Ethernet + IPv4 frame. */
+static __always_inline int lb_parse(void *data, void *data_end, struct lb_pkt *p)
+{
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return LB_PARSE_NOT_IP;
+	if (eth->h_proto != bpf_htons(LB_ETH_P_IP))
+		return LB_PARSE_NOT_IP;
+
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end)
+		return LB_PARSE_MALFORMED;
+	if (ip->version != 4 || ip->ihl < 5)
+		return LB_PARSE_MALFORMED;
+	__u32 hlen = ip->ihl * 4;
+	__u16 tot = bpf_ntohs(ip->tot_len);
+	if (tot < hlen)
+		return LB_PARSE_MALFORMED;
+	/* IP options are allowed: the L4 header starts after them. */
+	if ((void *)ip + hlen > data_end)
+		return LB_PARSE_MALFORMED;
+
+	lb_v4mapped(p->saddr, ip->saddr);
+	lb_v4mapped(p->daddr, ip->daddr);
+	p->proto = ip->protocol;
+	p->ttl = ip->ttl;
+	p->ip_len = tot;
+	p->l4_off = sizeof(*eth) + hlen;
+	p->frag = (ip->frag_off & bpf_htons(LB_IP_MF | LB_IP_OFFSET)) != 0;
+	if (p->frag)
+		return LB_PARSE_NO_L4;
+
+	void *l4 = (void *)ip + hlen;
+	if (ip->protocol == IPPROTO_TCP) {
+		struct tcphdr *th = l4;
+		if ((void *)(th + 1) > data_end)
+			return LB_PARSE_NO_L4;
+		p->sport = th->source;
+		p->dport = th->dest;
+		p->tcp_flags = ((__u8 *)th)[13];
+		p->l4_ok = 1;
+		return LB_PARSE_OK;
+	}
+	if (ip->protocol == IPPROTO_UDP) {
+		struct udphdr *uh = l4;
+		if ((void *)(uh + 1) > data_end)
+			return LB_PARSE_NO_L4;
+		p->sport = uh->source;
+		p->dport = uh->dest;
+		p->l4_ok = 1;
+		return LB_PARSE_OK;
+	}
+	return LB_PARSE_NO_L4;
+}
