@@ -217,7 +217,7 @@ static __always_inline struct lb_backend *lb_pick(const struct lb_svc *svc, cons
 }
 
 static __always_inline int lb_affinity_get(const struct lb_svc *svc, const struct lb_flow_key *fk,
-					   struct lb_ct *out, __u64 now)
+					   struct lb_ct *out, __u8 *local, __u64 now)
 {
 	struct lb_affinity_key ak = {.svc_id = svc->id};
 	__builtin_memcpy(ak.client, fk->saddr, 16);
@@ -228,15 +228,16 @@ static __always_inline int lb_affinity_get(const struct lb_svc *svc, const struc
 		return 0;
 	__builtin_memcpy(out->baddr, a->baddr, 16);
 	out->bport = a->bport;
+	*local = a->flags & LB_BE_LOCAL;
 	return 1;
 }
 
 static __always_inline void lb_affinity_put(const struct lb_svc *svc, const struct lb_flow_key *fk,
-					    const struct lb_ct *ct, __u64 now)
+					    const struct lb_ct *ct, __u8 local, __u64 now)
 {
 	struct lb_affinity_key ak = {.svc_id = svc->id};
 	__builtin_memcpy(ak.client, fk->saddr, 16);
-	struct lb_affinity_entry a = {.bport = ct->bport, .last_seen = now};
+	struct lb_affinity_entry a = {.bport = ct->bport, .flags = local, .last_seen = now};
 	__builtin_memcpy(a.baddr, ct->baddr, 16);
 	bpf_map_update_elem(&lb_affinity, &ak, &a, BPF_ANY);
 }
@@ -248,8 +249,11 @@ static __always_inline enum lb_reason lb_new_flow(const struct lb_svc *svc, stru
 {
 	int have = 0;
 	__u8 local = 0;
+	/* An affinity hit also says whether its backend is local (stored when
+	 * it was picked): a Cluster service's local backend must not turn into
+	 * a SNATed one on the client's next flow. */
 	if (svc->flags & LB_SVC_AFFINITY)
-		have = lb_affinity_get(svc, fk, ct, now);
+		have = lb_affinity_get(svc, fk, ct, &local, now);
 	if (!have) {
 		if (svc->backends == 0)
 			return LB_R_DROP_NO_BACKEND;
@@ -259,10 +263,6 @@ static __always_inline enum lb_reason lb_new_flow(const struct lb_svc *svc, stru
 		__builtin_memcpy(ct->baddr, be->addr, 16);
 		ct->bport = be->port;
 		local = be->flags & LB_BE_LOCAL;
-	} else {
-		/* An affinity backend is local iff its address is in this node's
-		 * backends; Local-policy services only ever have local ones. */
-		local = (svc->flags & LB_SVC_LOCAL) != 0;
 	}
 	ct->svc_id = svc->id;
 	ct->last_seen = now;
@@ -291,7 +291,7 @@ static __always_inline enum lb_reason lb_new_flow(const struct lb_svc *svc, stru
 		ct->flags = 0;
 	}
 	if (svc->flags & LB_SVC_AFFINITY)
-		lb_affinity_put(svc, fk, ct, now);
+		lb_affinity_put(svc, fk, ct, local, now);
 	bpf_map_update_elem(&lb_conntrack, fk, ct, BPF_ANY);
 	return LB_R_FWD;
 }

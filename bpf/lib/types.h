@@ -95,7 +95,8 @@ struct lb_affinity_key {
 struct lb_affinity_entry {
 	__u8 baddr[16];
 	__be16 bport;
-	__u16 pad;
+	__u8 flags; /* the backend's lb_backend_flags (LB_BE_LOCAL) */
+	__u8 pad;
 	__u32 pad2;
 	__u64 last_seen;
 };

@@ -47,7 +47,7 @@ const (
 )
 
 func (d *Datapath) linkPin(iface, hook string) string {
-	return filepath.Join(d.opts.PinDir, "links", iface+"."+hook)
+	return filepath.Join(d.opts.PinDir, "links", iface+"_"+hook)
 }
 
 // Attach attaches the ingress program to iface in mode (resolving

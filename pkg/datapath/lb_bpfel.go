@@ -17,7 +17,8 @@ type lbLbAffinityEntry struct {
 	_        structs.HostLayout
 	Baddr    [16]uint8
 	Bport    uint16
-	Pad      uint16
+	Flags    uint8
+	Pad      uint8
 	Pad2     uint32
 	LastSeen uint64
 }

@@ -199,6 +199,10 @@ func (d *Datapath) syncFrontend(fk frontendKey, w desired, stats *SyncStats) err
 		}
 		if exists {
 			d.unrefBackends(fe.backends)
+			// Sticky clients must not stay on a backend that left.
+			if fe.val.Flags&uint32(lbLbSvcFlagsLB_SVC_AFFINITY) != 0 {
+				d.purgeAffinity(fe.id, w.backends)
+			}
 		}
 		fe.backends = w.backends
 		fe.synced = true
@@ -320,8 +324,36 @@ func (d *Datapath) removeFrontend(fk frontendKey, fe *frontend) error {
 	}
 	d.writeRanges(fe.id, fe.ranges, nil)
 	d.unrefBackends(fe.backends)
+	// A service reusing this id must not inherit its sticky clients.
+	if fe.val.Flags&uint32(lbLbSvcFlagsLB_SVC_AFFINITY) != 0 {
+		d.purgeAffinity(fe.id, nil)
+	}
 	d.svcIDs.put(fe.id)
 	return err
+}
+
+// purgeAffinity deletes the affinity entries of service id whose backend is
+// not in keep. It walks the map: affinity changes are rare (backend set
+// changes of services with sessionAffinity) and the map is bounded.
+func (d *Datapath) purgeAffinity(id uint32, keep []backendKey) {
+	var (
+		k    lbLbAffinityKey
+		v    lbLbAffinityEntry
+		dead []lbLbAffinityKey
+	)
+	it := d.objs.LbAffinity.Iterate()
+	for it.Next(&k, &v) {
+		if k.SvcId != id {
+			continue
+		}
+		be := netip.AddrPortFrom(fromKeyAddr(v.Baddr), htons(v.Bport))
+		if !slices.ContainsFunc(keep, func(b backendKey) bool { return b.Addr == be }) {
+			dead = append(dead, k)
+		}
+	}
+	for _, k := range dead {
+		d.objs.LbAffinity.Delete(k)
+	}
 }
 
 // syncMarkers keeps one {VIP, 0, 0} entry per VIP.

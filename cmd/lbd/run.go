@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/lbd-project/lbd/pkg/agent"
+	"github.com/lbd-project/lbd/pkg/config"
+	"github.com/lbd-project/lbd/pkg/datapath"
+	"github.com/lbd-project/lbd/pkg/model"
+	"github.com/lbd-project/lbd/pkg/source/static"
+	"github.com/lbd-project/lbd/pkg/status"
+)
+
+const defaultSocket = "/run/lbd/lbd.sock"
+
+func runCmd(args []string) error {
+	fs := flag.NewFlagSet("lbd run", flag.ExitOnError)
+	var (
+		node      = fs.String("node-name", os.Getenv("NODE_NAME"), "this node's name, as in its Node object (env NODE_NAME)")
+		manifests = fs.String("manifests", "", "static mode: a multi-document YAML file of Nodes, Services, EndpointSlices and IPPools")
+		iface     = fs.String("interface", "eth0", "VLAN-facing interface: datapath attachment and ARP/NDP answers")
+		mode      = fs.String("attach-mode", "auto", "ingress attachment: auto (driver XDP, tcx on veth), xdp, xdpgeneric, tcx")
+		pinDir    = fs.String("pin-dir", datapath.DefaultPinDir, "bpffs directory for pinned maps and links")
+		socket    = fs.String("socket", defaultSocket, "status socket path")
+		maglev    = fs.Uint("maglev-size", datapath.DefaultMaglevSize, "Maglev table size per service (a prime)")
+		maxSvc    = fs.Uint("max-services", 4096, "capacity in frontends ({VIP, port, protocol})")
+		ctSize    = fs.Uint("conntrack-size", 262144, "connection table capacity (flows)")
+		fastLocal = fs.Bool("fast-local-redirect", false, "deliver to local pods with bpf_redirect, skipping the CNI's policy path (opt-in)")
+		cleanup   = fs.Bool("cleanup", false, "detach lbd's programs, remove its pinned maps and exit")
+		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
+	)
+	fs.Parse(args)
+
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})).With("node", *node)
+
+	if *cleanup {
+		if err := datapath.Cleanup(*pinDir); err != nil {
+			return fmt.Errorf("cleanup: %w", err)
+		}
+		log.Info("datapath detached and pins removed", "pinDir", *pinDir)
+		return nil
+	}
+	if *manifests == "" {
+		return errors.New("--manifests is required (Kubernetes mode comes with --kubeconfig)")
+	}
+	am, err := datapath.ParseMode(*mode)
+	if err != nil {
+		return err
+	}
+	src := namedSource{static.New(*manifests, config.Options{}, log), "static:" + *manifests}
+	a, err := agent.New(agent.Config{
+		NodeName:   *node,
+		Interface:  *iface,
+		AttachMode: am,
+		Socket:     *socket,
+		StaticIPAM: true,
+		Version:    version,
+		Log:        log,
+		Datapath: datapath.Options{
+			PinDir:            *pinDir,
+			MaglevSize:        uint32(*maglev),
+			MaxServices:       uint32(*maxSvc),
+			ConntrackSize:     uint32(*ctSize),
+			FastLocalRedirect: *fastLocal,
+		},
+	}, src)
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.Run(ctx) })
+	g.Go(func() error { return status.Serve(ctx, *socket, a.Snapshot) })
+	g.Go(func() error {
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-hup:
+				log.Info("SIGHUP: reloading manifests")
+				src.Reload()
+			}
+		}
+	})
+	err = g.Wait()
+	log.Info("lbd stopped")
+	return err
+}
+
+// namedSource gives the static source the name shown by lbd status.
+type namedSource struct {
+	*static.Source
+	name string
+}
+
+func (s namedSource) Name() string { return s.name }
+
+func (s namedSource) Run(ctx context.Context, publish func(*model.State)) error {
+	return s.Source.Run(ctx, publish)
+}

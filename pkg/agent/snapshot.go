@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package agent
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/lbd-project/lbd/pkg/announce"
+	"github.com/lbd-project/lbd/pkg/datapath"
+	"github.com/lbd-project/lbd/pkg/status"
+)
+
+// Snapshot returns the status served on the status socket.
+func (a *Agent) Snapshot() status.Status {
+	a.mu.Lock()
+	st, owned, errs, pools, poolOf := a.state, a.owned, slices.Clone(a.errs), a.pools, a.poolOf
+	a.mu.Unlock()
+
+	out := status.Status{Node: a.cfg.NodeName, Version: a.cfg.Version, Source: a.src.Name(), Errors: errs}
+	out.Datapath.PinDir = a.cfg.Datapath.PinDir
+	out.Datapath.Attached = map[string]string{}
+	if a.dp != nil {
+		for i, m := range a.dp.Attached() {
+			out.Datapath.Attached[i] = string(m)
+		}
+		if r, err := a.dp.Reasons(); err == nil {
+			out.Datapath.Reasons = r
+		}
+		if n, err := a.dp.Conntrack(); err == nil {
+			out.Datapath.Conntrack = n
+		}
+	}
+	if a.ann != nil {
+		for iface, s := range a.ann.Stats() {
+			out.Announce.Interfaces = append(out.Announce.Interfaces, iface)
+			out.Announce.Answered += s.Answered
+			out.Announce.Gratuitous += s.Gratuitous
+			out.Announce.Conflicts += s.Conflicts
+		}
+		slices.Sort(out.Announce.Interfaces)
+	}
+	for _, p := range pools {
+		ps := status.Pool{Name: p.Name, Total: p.Total, Used: p.Used}
+		if st != nil {
+			for _, sp := range st.Pools {
+				if sp.Name == p.Name {
+					for _, r := range sp.Ranges {
+						ps.Ranges = append(ps.Ranges, r.String())
+					}
+				}
+			}
+		}
+		out.Pools = append(out.Pools, ps)
+	}
+	if st == nil {
+		return out
+	}
+	counters := map[fkey]datapath.Counters{}
+	if a.dp != nil {
+		if fes, err := a.dp.Frontends(); err == nil {
+			for _, f := range fes {
+				counters[fkey{f.VIP, f.Port, f.Protocol}] = f.Counters
+			}
+		} else {
+			out.Errors = append(out.Errors, fmt.Sprintf("read datapath counters: %v", err))
+		}
+	}
+	live := func(string) bool { return true }
+	byVIP := map[netip.Addr]*status.VIP{}
+	var order []netip.Addr
+	for i := range st.Services {
+		svc := &st.Services[i]
+		for _, vip := range svc.VIPs {
+			v, ok := byVIP[vip]
+			if !ok {
+				owner, _ := announce.Owner(vip, announce.Eligible(st, svc, live))
+				pool, _ := poolOf(vip)
+				v = &status.VIP{VIP: vip.String(), Pool: pool, Owner: owner, Owned: owned[vip]}
+				byVIP[vip] = v
+				order = append(order, vip)
+			}
+			v.Services = append(v.Services, svc.Key.String())
+			for _, sp := range svc.Ports {
+				p := status.Port{Port: sp.Port, Protocol: sp.Protocol.String(), Service: svc.Key.String(), Policy: svc.TrafficPolicy.String()}
+				c := counters[fkey{vip, sp.Port, sp.Protocol.String()}]
+				p.Counters = status.Counters{Packets: c.Packets, Bytes: c.Bytes, NewFlows: c.NewFlows, Drops: c.Drops}
+				for _, ep := range svc.Endpoints {
+					port, has := ep.PortFor(sp)
+					if !has {
+						continue
+					}
+					p.Backends = append(p.Backends, status.Backend{
+						Addr: netip.AddrPortFrom(ep.Addr, port).String(), Node: ep.NodeName,
+						Ready: ep.Ready, Terminating: ep.Terminating, Local: ep.NodeName == a.cfg.NodeName,
+					})
+				}
+				if !hasReady(p.Backends) {
+					out.Warnings = append(out.Warnings, fmt.Sprintf("VIP %s port %d/%s (%s) has no ready backend", vip, sp.Port, sp.Protocol, svc.Key))
+				}
+				v.Ports = append(v.Ports, p)
+			}
+		}
+	}
+	slices.SortFunc(order, netip.Addr.Compare)
+	for _, vip := range order {
+		v := byVIP[vip]
+		v.Service = strings.Join(v.Services, ",")
+		out.VIPs = append(out.VIPs, *v)
+	}
+	for _, p := range out.Pools {
+		if p.Total > 0 && p.Used*10 >= p.Total*9 {
+			out.Warnings = append(out.Warnings, fmt.Sprintf("pool %s is %d%% full", p.Name, p.Used*100/p.Total))
+		}
+	}
+	return out
+}
+
+type fkey struct {
+	vip   netip.Addr
+	port  uint16
+	proto string
+}
+
+func hasReady(bs []status.Backend) bool {
+	for _, b := range bs {
+		if b.Ready {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package config
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/lbd-project/lbd/pkg/model"
+)
+
+const kindEndpointSlice = "EndpointSlice"
+
+// endpointSet merges the endpoints of one Service across its slices.
+type endpointSet map[netip.Addr]*model.Endpoint
+
+// addSlices merges slices into the endpoint sets of the services they
+// belong to (by the kubernetes.io/service-name label, same namespace).
+// Slices of Services not in sets are ignored without validation: they are
+// not lbd's business. An invalid slice is dropped as a whole.
+func addSlices(in []discoveryv1.EndpointSlice, sets map[model.ServiceKey]endpointSet) []error {
+	// Merge in name order so that the result does not depend on the order
+	// the slices were listed in.
+	sorted := make([]*discoveryv1.EndpointSlice, len(in))
+	for i := range in {
+		sorted[i] = &in[i]
+	}
+	slices.SortStableFunc(sorted, func(a, b *discoveryv1.EndpointSlice) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+
+	var errs []error
+	for _, es := range sorted {
+		svc, ok := es.Labels[discoveryv1.LabelServiceName]
+		if !ok {
+			continue
+		}
+		set, ok := sets[model.ServiceKey{Namespace: es.Namespace, Name: svc}]
+		if !ok {
+			continue
+		}
+		var fam int
+		switch es.AddressType {
+		case discoveryv1.AddressTypeIPv4:
+			fam = 32
+		case discoveryv1.AddressTypeIPv6:
+			fam = 128
+		default:
+			continue // FQDN and future types carry no address we can forward to
+		}
+		o := &object{kind: kindEndpointSlice, namespace: es.Namespace, name: es.Name}
+		o.checkMeta(true)
+		eps := convertSlice(o, es, fam)
+		if o.ok() {
+			for _, ep := range eps {
+				set.add(ep)
+			}
+		}
+		errs = append(errs, o.errs...)
+	}
+	return errs
+}
+
+func convertSlice(o *object, es *discoveryv1.EndpointSlice, bits int) []model.Endpoint {
+	var ports []model.EndpointPort
+	for i, p := range es.Ports {
+		if p.Port == nil {
+			// "Unrestricted" ports mean nothing for a load balancer that
+			// must map service ports to backend ports.
+			continue
+		}
+		var proto model.Protocol
+		if p.Protocol == nil {
+			proto = model.TCP
+		} else if mp, ok := parseProtocol(*p.Protocol); ok {
+			proto = mp
+		} else {
+			o.add(fmt.Sprintf("ports[%d].protocol", i), string(*p.Protocol), errBadProtocol)
+			continue
+		}
+		if *p.Port < 1 || *p.Port > 65535 {
+			o.add(fmt.Sprintf("ports[%d].port", i), fmt.Sprint(*p.Port), errPortRange)
+			continue
+		}
+		ep := model.EndpointPort{Port: uint16(*p.Port), Protocol: proto}
+		if p.Name != nil {
+			ep.Name = *p.Name
+		}
+		ports = append(ports, ep)
+	}
+
+	var out []model.Endpoint
+	for i, e := range es.Endpoints {
+		if len(e.Addresses) == 0 {
+			o.add(fmt.Sprintf("endpoints[%d].addresses", i), "", errEmpty)
+			continue
+		}
+		// The API says addresses of one endpoint are fungible and
+		// consumers may use only the first, as kube-proxy does.
+		a, err := parseAddr(e.Addresses[0])
+		if err != nil {
+			o.add(fmt.Sprintf("endpoints[%d].addresses[0]", i), e.Addresses[0], err)
+			continue
+		}
+		if a.BitLen() != bits {
+			o.addf(fmt.Sprintf("endpoints[%d].addresses[0]", i), e.Addresses[0],
+				"address does not match addressType %s", es.AddressType)
+			continue
+		}
+		c := e.Conditions
+		ready := c.Ready == nil || *c.Ready
+		serving := ready
+		if c.Serving != nil {
+			serving = *c.Serving
+		}
+		ep := model.Endpoint{
+			Addr:        a,
+			Ready:       ready,
+			Serving:     serving,
+			Terminating: c.Terminating != nil && *c.Terminating,
+			Ports:       slices.Clone(ports),
+		}
+		if e.NodeName != nil {
+			ep.NodeName = *e.NodeName
+		}
+		out = append(out, ep)
+	}
+	return out
+}
+
+// add merges ep into s. The same address in two slices (it happens while
+// the EndpointSlice controller moves endpoints between slices) is one
+// backend: it is ready or serving if either copy says so, terminating only
+// if both do, and listens on the union of their ports.
+func (s endpointSet) add(ep model.Endpoint) {
+	cur, ok := s[ep.Addr]
+	if !ok {
+		s[ep.Addr] = &ep
+		return
+	}
+	cur.Ready = cur.Ready || ep.Ready
+	cur.Serving = cur.Serving || ep.Serving
+	cur.Terminating = cur.Terminating && ep.Terminating
+	if cur.NodeName == "" {
+		cur.NodeName = ep.NodeName
+	}
+	for _, p := range ep.Ports {
+		if !slices.Contains(cur.Ports, p) {
+			cur.Ports = append(cur.Ports, p)
+		}
+	}
+}
+
+// sorted returns the endpoints by address, each with its ports sorted.
+func (s endpointSet) sorted() []model.Endpoint {
+	if len(s) == 0 {
+		return nil
+	}
+	out := make([]model.Endpoint, 0, len(s))
+	for _, ep := range s {
+		slices.SortFunc(ep.Ports, func(a, b model.EndpointPort) int {
+			return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Protocol, b.Protocol), cmp.Compare(a.Port, b.Port))
+		})
+		out = append(out, *ep)
+	}
+	slices.SortFunc(out, func(a, b model.Endpoint) int { return a.Addr.Compare(b.Addr) })
+	return out
+}

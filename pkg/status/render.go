@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package status
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+)
+
+// Render writes st as tables for people.
+func Render(w io.Writer, st *Status) error {
+	fmt.Fprintf(w, "node %s  (lbd %s, source %s)\n\n", st.Node, st.Version, st.Source)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "POOL\tRANGES\tUSED/TOTAL")
+	for _, p := range st.Pools {
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\n", p.Name, strings.Join(p.Ranges, ","), p.Used, p.Total)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VIP\tSERVICE\tPOOL\tOWNER\tPORT\tPOLICY\tBACKENDS\tPACKETS\tBYTES\tFLOWS\tDROPS")
+	for _, v := range st.VIPs {
+		owner := v.Owner
+		if v.Owned {
+			owner += " (this node)"
+		}
+		if len(v.Ports) == 0 {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t-\n", v.VIP, v.Service, v.Pool, owner)
+		}
+		for i, p := range v.Ports {
+			vip, svc, pool, own := v.VIP, v.Service, v.Pool, owner
+			if i > 0 {
+				vip, svc, pool, own = "", "", "", ""
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%s\t%s\t%s\t%d\t%d\t%d\t%d\n", vip, svc, pool, own,
+				p.Port, p.Protocol, p.Policy, backends(p.Backends), p.Counters.Packets, p.Counters.Bytes,
+				p.Counters.NewFlows, p.Counters.Drops)
+		}
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	var ifs []string
+	for i, m := range st.Datapath.Attached {
+		ifs = append(ifs, i+" ("+m+")")
+	}
+	sort.Strings(ifs)
+	fmt.Fprintf(w, "datapath: attached %s; %d flows in connection table; pinned at %s\n",
+		strings.Join(ifs, ", "), st.Datapath.Conntrack, st.Datapath.PinDir)
+	var rs []string
+	for k, v := range st.Datapath.Reasons {
+		if v > 0 {
+			rs = append(rs, fmt.Sprintf("%s=%d", k, v))
+		}
+	}
+	sort.Strings(rs)
+	fmt.Fprintf(w, "datapath packets by reason: %s\n", strings.Join(rs, " "))
+	fmt.Fprintf(w, "announce: interfaces %s; ARP/NDP answered %d, gratuitous sent %d, conflicts %d\n",
+		strings.Join(st.Announce.Interfaces, ","), st.Announce.Answered, st.Announce.Gratuitous, st.Announce.Conflicts)
+	for _, e := range st.Errors {
+		fmt.Fprintf(w, "error: %s\n", e)
+	}
+	for _, e := range st.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", e)
+	}
+	return nil
+}
+
+func backends(bs []Backend) string {
+	ready, local := 0, 0
+	for _, b := range bs {
+		if b.Ready {
+			ready++
+		}
+		if b.Local {
+			local++
+		}
+	}
+	return fmt.Sprintf("%d ready/%d (%d local)", ready, len(bs), local)
+}
