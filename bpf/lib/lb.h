@@ -17,6 +17,7 @@
 #include "parse.h"
 #include "csum.h"
 #include "stats.h"
+#include "reset.h"
 
 #define LB_AF_INET 2
 #define LB_PULL_LEN (14 + 60 + 20)
@@ -335,6 +336,10 @@ static __always_inline int lb_service(void *ctx, const bool xdp, struct lb_pkt *
 			cur->last_seen = now;
 	} else {
 		enum lb_reason r = lb_new_flow(&svc, &fk, &ct, now);
+		if (r == LB_R_DROP_NO_BACKEND && p->proto == IPPROTO_TCP && lb_tcp_reset(ctx, xdp) == 0) {
+			lb_svc_count(svc.id, bytes, 0, 1);
+			return lb_exit(ctx, xdp, LB_ACT_TX, LB_R_RESET_NO_BACKEND, 0);
+		}
 		if (r != LB_R_FWD) {
 			lb_svc_count(svc.id, bytes, 0, 1);
 			return lb_exit(ctx, xdp, LB_ACT_DROP, r, 0);

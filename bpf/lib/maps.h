@@ -95,6 +95,6 @@ struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, __u32);
 	__type(value, __u64);
-	__uint(max_entries, LB_R_MAX);
+	__uint(max_entries, LB_R_SLOTS);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } lb_reasons SEC(".maps");

@@ -117,6 +117,10 @@ struct lb_svc_stats {
 	__u64 drops;
 };
 
+/* LB_R_SLOTS is the size of the lb_reasons map: fixed, with room for new
+ * reasons, so adding one does not change the pinned map's layout. */
+#define LB_R_SLOTS 64
+
 /* lb_reason: why the datapath let a packet go the way it did. Indexes the
  * per-CPU lb_reasons counters. */
 enum lb_reason {
@@ -133,5 +137,6 @@ enum lb_reason {
 	LB_R_DROP_FIB,          /* no route to the backend or client */
 	LB_R_DROP_TTL,          /* TTL expired on a forwarded packet */
 	LB_R_PASS_MALFORMED,    /* unparsable non-VIP packet: left to the stack */
+	LB_R_RESET_NO_BACKEND,  /* TCP to a service with no ready backend: RST sent */
 	LB_R_MAX,
 };

@@ -43,3 +43,36 @@ func TestPrivilegedLoad(t *testing.T) {
 		t.Fatal("programs missing")
 	}
 }
+
+// A restart with a different Maglev size recreates only lb_maglev: the
+// connection table (and so established flows) survives.
+func TestPrivilegedReloadKeepsCompatibleMaps(t *testing.T) {
+	testutil.Privileged(t)
+	dir := testPinDir(t)
+	d, err := New(Options{PinDir: dir, MaxServices: 64})
+	if err != nil {
+		t.Fatalf("%+v", err)
+	}
+	key := lbLbFlowKey{Sport: 1234, Dport: 80, Proto: 6}
+	if err := d.objs.LbConntrack.Put(key, lbLbCt{SvcId: 7}); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+
+	d2, err := New(Options{PinDir: dir, MaxServices: 64, MaglevSize: 2039})
+	if err != nil {
+		t.Fatalf("reload with another maglev size: %+v", err)
+	}
+	defer d2.Close()
+	var ct lbLbCt
+	if err := d2.objs.LbConntrack.Lookup(key, &ct); err != nil || ct.SvcId != 7 {
+		t.Fatalf("connection table entry after reload: %+v, %v", ct, err)
+	}
+	info, err := d2.objs.LbMaglev.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.MaxEntries != 64*2039 {
+		t.Fatalf("lb_maglev holds %d, want %d", info.MaxEntries, 64*2039)
+	}
+}

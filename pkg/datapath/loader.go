@@ -144,9 +144,19 @@ func loadObjects(o *Options) (*lbObjects, error) {
 	var objs lbObjects
 	err = spec.LoadAndAssign(&objs, opts)
 	if errors.Is(err, ebpf.ErrMapIncompatible) {
-		o.Log.Warn("pinned maps incompatible with this version or options; recreating them (existing flows are reset)", "dir", o.PinDir, "error", err)
-		for name := range spec.Maps {
-			os.Remove(filepath.Join(o.PinDir, name))
+		// Replace only the maps that changed, so e.g. a larger Maglev
+		// table does not reset the connection table.
+		for name, ms := range spec.Maps {
+			path := filepath.Join(o.PinDir, name)
+			m, lerr := ebpf.LoadPinnedMap(path, nil)
+			if lerr != nil {
+				continue
+			}
+			if cerr := ms.Compatible(m); cerr != nil {
+				o.Log.Warn("pinned map incompatible with this version or options; recreating it", "map", name, "error", cerr)
+				os.Remove(path)
+			}
+			m.Close()
 		}
 		err = spec.LoadAndAssign(&objs, opts)
 	}

@@ -61,8 +61,8 @@ func packetState() *model.State {
 		},
 		{
 			Key: model.ServiceKey{Namespace: "default", Name: "empty"}, VIPs: []netip.Addr{vipEmpty},
-			Ports:     []model.ServicePort{http},
-			Endpoints: []model.Endpoint{ep(netip.MustParseAddr("10.241.2.11"), "node2", false, httpEP)},
+			Ports:     []model.ServicePort{http, dns},
+			Endpoints: []model.Endpoint{ep(netip.MustParseAddr("10.241.2.11"), "node2", false, httpEP, dnsEP)},
 		},
 		{
 			Key: model.ServiceKey{Namespace: "default", Name: "local"}, VIPs: []netip.Addr{vipLocal},
@@ -409,8 +409,32 @@ func packetCases() []packetCase {
 			},
 		},
 		{
-			name: "service without ready endpoint drops",
-			in:   frame(client1, ap(vipEmpty, 80), pkt.TCP),
+			name: "TCP to a service without ready endpoint gets a reset",
+			in:   frame(client1, ap(vipEmpty, 80), pkt.TCP, func(f *pkt.IPv4) { f.TCPFlags = pkt.SYN }),
+			want: sentBack, reason: "reset_no_backend",
+			check: func(t *testing.T, e *pktEnv, in, out []byte) {
+				got := wantFrame(t, out, pkt.Frame{SrcMAC: labLan0MAC, DstMAC: labClientMAC, Src: ap(vipEmpty, 80), Dst: client1, Proto: pkt.TCP, TTL: 64, IHL: 20})
+				if got.TCPFlags != pkt.RST|pkt.ACK {
+					t.Errorf("TCP flags = %#x, want RST|ACK", got.TCPFlags)
+				}
+				if len(got.Payload) != 0 || len(out) != 54 {
+					t.Errorf("reset is %d bytes with %d payload, want 54 and none", len(out), len(got.Payload))
+				}
+				// The reset acknowledges the SYN and the 3 payload bytes.
+				inSeq := binary.BigEndian.Uint32(in[14+20+4:])
+				if ack := binary.BigEndian.Uint32(out[14+20+8:]); ack != inSeq+1+3 {
+					t.Errorf("ack = %d, want %d", ack, inSeq+4)
+				}
+			},
+		},
+		{
+			name: "a reset to a service without ready endpoint is dropped, not answered",
+			in:   frame(client1, ap(vipEmpty, 80), pkt.TCP, func(f *pkt.IPv4) { f.TCPFlags = pkt.RST }),
+			want: dropped, reason: "drop_no_backend",
+		},
+		{
+			name: "UDP to a service without ready endpoint is dropped",
+			in:   frame(client1, ap(vipEmpty, 53), pkt.UDP),
 			want: dropped, reason: "drop_no_backend",
 		},
 		{

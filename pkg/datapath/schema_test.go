@@ -121,7 +121,7 @@ func TestSchemaMaxEntries(t *testing.T) {
 				lbMapLbStats:    o.MaxServices,     // indexed by service id
 				lbMapLbMaglev:   o.MaxServices * o.MaglevSize,
 				lbMapLbBackends: o.MaxBackends,
-				lbMapLbReasons:  uint32(lbLbReasonLB_R_MAX),
+				lbMapLbReasons:  64, // LB_R_SLOTS: room for new reasons without a layout change
 			} {
 				if got(name) != want {
 					t.Errorf("%s holds %d, want %d", name, got(name), want)
