@@ -376,6 +376,8 @@ static __always_inline int lb_revnat_snat(void *ctx, const bool xdp, struct lb_p
 	return lb_fwd4(ctx, xdp, saddr, daddr, p->proto, p->ip_len, 1, LB_R_REVNAT);
 }
 
+#include "icmp.h"
+
 /* lb_ingress is the whole ingress datapath, on the VLAN-facing interface. */
 static __always_inline int lb_ingress(void *ctx, const bool xdp)
 {
@@ -397,6 +399,11 @@ static __always_inline int lb_ingress(void *ctx, const bool xdp)
 			return lb_service(ctx, xdp, &p, svc);
 		sk.port = 0;
 		sk.proto = 0;
+	}
+	if (p.icmp_err) {
+		int r = lb_icmp_err(ctx, xdp, &p);
+		if (r >= 0)
+			return r;
 	}
 	if (bpf_map_lookup_elem(&lb_services, &sk)) {
 		/* A VIP, but no service behind this port or protocol. */

@@ -30,7 +30,19 @@ struct lb_pkt {
 	__u8 frag;      /* any fragment */
 	__u8 l4_ok;     /* ports valid */
 	__u8 tcp_flags; /* SYN/ACK/FIN/RST byte for TCP */
+	/* ICMP errors (destination unreachable, incl. fragmentation needed;
+	 * time exceeded; parameter problem): the embedded packet's tuple. */
+	__u8 icmp_err;
+	__u8 in_proto;
+	__be16 in_sport;
+	__be16 in_dport;
+	__u8 in_saddr[16];
+	__u8 in_daddr[16];
 };
+
+#define LB_ICMP_DEST_UNREACH 3
+#define LB_ICMP_TIME_EXCEEDED 11
+#define LB_ICMP_PARAMETERPROB 12
 
 static __always_inline void lb_v4mapped(__u8 *out, __be32 a)
 {
@@ -98,6 +110,28 @@ static __always_inline int lb_parse(void *data, void *data_end, struct lb_pkt *p
 		p->dport = uh->dest;
 		p->l4_ok = 1;
 		return LB_PARSE_OK;
+	}
+	if (ip->protocol == IPPROTO_ICMP) {
+		/* type, code, checksum, 4 bytes unused/MTU, then the embedded
+		 * IPv4 header (options not supported) and 8 bytes of its L4. */
+		__u8 *icmp = l4;
+		if ((void *)(icmp + 8 + 20 + 8) > data_end)
+			return LB_PARSE_NO_L4;
+		if (icmp[0] != LB_ICMP_DEST_UNREACH && icmp[0] != LB_ICMP_TIME_EXCEEDED &&
+		    icmp[0] != LB_ICMP_PARAMETERPROB)
+			return LB_PARSE_NO_L4;
+		struct iphdr *in = (void *)(icmp + 8);
+		if (in->version != 4 || in->ihl != 5 ||
+		    (in->protocol != IPPROTO_TCP && in->protocol != IPPROTO_UDP))
+			return LB_PARSE_NO_L4;
+		__be16 *ports = (void *)(in + 1);
+		lb_v4mapped(p->in_saddr, in->saddr);
+		lb_v4mapped(p->in_daddr, in->daddr);
+		p->in_proto = in->protocol;
+		p->in_sport = ports[0];
+		p->in_dport = ports[1];
+		p->icmp_err = 1;
+		return LB_PARSE_NO_L4;
 	}
 	return LB_PARSE_NO_L4;
 }

@@ -87,7 +87,8 @@ const (
 	lbLbReasonLB_R_DROP_TTL          lbLbReason = 11
 	lbLbReasonLB_R_PASS_MALFORMED    lbLbReason = 12
 	lbLbReasonLB_R_RESET_NO_BACKEND  lbLbReason = 13
-	lbLbReasonLB_R_MAX               lbLbReason = 14
+	lbLbReasonLB_R_ICMP_FWD          lbLbReason = 14
+	lbLbReasonLB_R_MAX               lbLbReason = 15
 )
 
 type lbLbRev struct {

@@ -301,7 +301,7 @@ var (
 func packetCases() []packetCase {
 	withTTL := func(ttl uint8) func(*pkt.IPv4) { return func(f *pkt.IPv4) { f.TTL = ttl } }
 	withFlags := func(fl uint8) func(*pkt.IPv4) { return func(f *pkt.IPv4) { f.TCPFlags = fl } }
-	return []packetCase{
+	return append([]packetCase{
 		{
 			name: "arp passes untouched",
 			in: func(*pktEnv) []byte {
@@ -748,7 +748,7 @@ func packetCases() []packetCase {
 			in:   frame(client1, webHTTP, pkt.TCP, withFlags(pkt.ACK)),
 			want: toStack, reason: "pass", check: untouched,
 		},
-	}
+	}, icmpCases()...)
 }
 
 // forward sends one more frame through the ingress program under test,

@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* ICMP errors that belong to VIP flows (fragmentation needed above all, so
+ * path-MTU discovery works through lbd): the outer and the embedded packet
+ * are translated like the flow they quote, and sent on. */
+#pragma once
+
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/in.h>
+#include "lb.h"
+
+/* lb_rewrite_icmp4 rewrites the outer addresses and the embedded packet's
+ * addresses and ports, fixing the outer IPv4, embedded IPv4 and ICMP
+ * checksums (the embedded L4 checksum is left alone: it covers data that
+ * ICMP truncates, and stacks do not check it). */
+static __always_inline int lb_rewrite_icmp4(void *ctx, const bool xdp, const struct lb_pkt *p,
+					    __be32 osaddr, __be32 odaddr, __be32 isaddr, __be32 idaddr,
+					    __be16 isport, __be16 idport)
+{
+	void *data = ctx_data(ctx, xdp), *data_end = ctx_data_end(ctx, xdp);
+	struct iphdr *ip = data + sizeof(struct ethhdr);
+	if ((void *)(ip + 1) > data_end)
+		return -1;
+	__be32 oo[2] = {ip->saddr, ip->daddr};
+	__be32 on[2] = {osaddr, odaddr};
+	ip->saddr = osaddr;
+	ip->daddr = odaddr;
+	ip->check = lb_csum_update(ip->check, oo, on, sizeof(oo));
+
+	__u32 off = p->l4_off;
+	if (off > sizeof(struct ethhdr) + 60)
+		return -1;
+	__u8 *icmp = data + off;
+	if ((void *)(icmp + 8 + 20 + 8) > data_end)
+		return -1;
+	struct iphdr *in = (void *)(icmp + 8);
+	__be16 *ports = (void *)(in + 1);
+
+	__be32 io[4], inew[4];
+	io[0] = in->saddr;
+	io[1] = in->daddr;
+	__builtin_memcpy(&io[2], ports, 4);
+	__builtin_memcpy(&io[3], (__u8 *)in + 8, 4); /* ttl, protocol, check */
+
+	__be32 iaddr_o[2] = {in->saddr, in->daddr};
+	__be32 iaddr_n[2] = {isaddr, idaddr};
+	in->saddr = isaddr;
+	in->daddr = idaddr;
+	in->check = lb_csum_update(in->check, iaddr_o, iaddr_n, sizeof(iaddr_o));
+	ports[0] = isport;
+	ports[1] = idport;
+
+	inew[0] = in->saddr;
+	inew[1] = in->daddr;
+	__builtin_memcpy(&inew[2], ports, 4);
+	__builtin_memcpy(&inew[3], (__u8 *)in + 8, 4);
+
+	__u16 *csum = (__u16 *)(icmp + 2);
+	*csum = lb_csum_update(*csum, io, inew, sizeof(io));
+	return 0;
+}
+
+/* lb_icmp_err handles an ICMP error on the VLAN interface. Two shapes
+ * belong to lbd:
+ *  - toward a VIP, quoting VIP -> client (the client side could not take a
+ *    reply, e.g. fragmentation needed): sent to the flow's backend, as if
+ *    the backend's own packet had caused it;
+ *  - toward the node, quoting node:snat -> backend (the backend side could
+ *    not take a SNATed packet): sent to the client, quoting client -> VIP.
+ * Returns -1 when the error is not lbd's. */
+static __always_inline int lb_icmp_err(void *ctx, const bool xdp, struct lb_pkt *p)
+{
+	struct lb_flow_key k = {.proto = p->in_proto};
+	/* Shape 1: the quoted packet is a reply VIP -> client; its flow is
+	 * client -> VIP in the connection table. */
+	__builtin_memcpy(k.saddr, p->in_daddr, 16);
+	__builtin_memcpy(k.daddr, p->in_saddr, 16);
+	k.sport = p->in_dport;
+	k.dport = p->in_sport;
+	struct lb_ct *ctp = bpf_map_lookup_elem(&lb_conntrack, &k);
+	if (ctp && lb_v4(p->daddr) == lb_v4(p->in_saddr)) {
+		struct lb_ct ct = *ctp;
+		int snat = (ct.flags & LB_CT_SNAT) != 0;
+		__be32 be = lb_v4(ct.baddr);
+		__be32 src = snat ? node_ip4 : lb_v4(p->saddr);
+		__be32 to = snat ? node_ip4 : lb_v4(p->in_daddr);
+		__be16 toport = snat ? ct.snat_port : p->in_dport;
+		if (lb_rewrite_icmp4(ctx, xdp, p, src, be, be, to, ct.bport, toport))
+			return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_MALFORMED, 0);
+		return lb_fwd4(ctx, xdp, src, be, IPPROTO_ICMP, p->ip_len, snat, LB_R_ICMP_FWD);
+	}
+	/* Shape 2: toward the node, quoting a SNATed packet to a backend; the
+	 * reply tuple of that packet is the reverse-NAT key. */
+	if (node_ip4 == 0 || lb_v4(p->daddr) != node_ip4 || lb_v4(p->in_saddr) != node_ip4)
+		return -1;
+	__builtin_memcpy(k.saddr, p->in_daddr, 16);
+	__builtin_memcpy(k.daddr, p->in_saddr, 16);
+	k.sport = p->in_dport;
+	k.dport = p->in_sport;
+	struct lb_rev *rvp = bpf_map_lookup_elem(&lb_revnat, &k);
+	if (!rvp || !(rvp->flags & LB_CT_SNAT))
+		return -1;
+	struct lb_rev rv = *rvp;
+	__be32 client = lb_v4(rv.client);
+	if (lb_rewrite_icmp4(ctx, xdp, p, lb_v4(p->saddr), client, client, lb_v4(rv.vip), rv.cport, rv.vport))
+		return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_MALFORMED, 0);
+	return lb_fwd4(ctx, xdp, lb_v4(p->saddr), client, IPPROTO_ICMP, p->ip_len, 0, LB_R_ICMP_FWD);
+}
