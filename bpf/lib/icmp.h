@@ -17,15 +17,10 @@ static __always_inline int lb_rewrite_icmp4(void *ctx, const bool xdp, const str
 					    __be32 osaddr, __be32 odaddr, __be32 isaddr, __be32 idaddr,
 					    __be16 isport, __be16 idport)
 {
-	void *data = ctx_data(ctx, xdp), *data_end = ctx_data_end(ctx, xdp);
-	struct iphdr *ip = data + sizeof(struct ethhdr);
-	if ((void *)(ip + 1) > data_end)
+	__be32 oo[2], on[2] = {osaddr, odaddr};
+	if (lb_rewrite_addrs4(ctx, xdp, oo, on))
 		return -1;
-	__be32 oo[2] = {ip->saddr, ip->daddr};
-	__be32 on[2] = {osaddr, odaddr};
-	ip->saddr = osaddr;
-	ip->daddr = odaddr;
-	ip->check = lb_csum_update(ip->check, oo, on, sizeof(oo));
+	void *data = ctx_data(ctx, xdp), *data_end = ctx_data_end(ctx, xdp);
 
 	__u32 off = p->l4_off;
 	if (off > sizeof(struct ethhdr) + 60)

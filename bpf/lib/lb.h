@@ -78,6 +78,22 @@ static __always_inline __u32 lb_flow_hash(const struct lb_flow_key *k)
 	return lb_hash3(lb_addr_fold(k->saddr), lb_addr_fold(k->daddr) ^ k->proto, ports);
 }
 
+/* lb_rewrite_addrs4 replaces the IPv4 source and destination with naddr,
+ * fixing the header checksum, and returns the old ones in oaddr. */
+static __always_inline int lb_rewrite_addrs4(void *ctx, const bool xdp, __be32 oaddr[2], const __be32 naddr[2])
+{
+	void *data = ctx_data(ctx, xdp), *data_end = ctx_data_end(ctx, xdp);
+	struct iphdr *ip = data + sizeof(struct ethhdr);
+	if ((void *)(ip + 1) > data_end)
+		return -1;
+	oaddr[0] = ip->saddr;
+	oaddr[1] = ip->daddr;
+	ip->saddr = naddr[0];
+	ip->daddr = naddr[1];
+	ip->check = lb_csum_update(ip->check, oaddr, (__be32 *)naddr, 8);
+	return 0;
+}
+
 /* lb_rewrite4 replaces addresses and ports of an IPv4 TCP/UDP packet and
  * fixes the checksums. XDP fixes the L4 checksum in place; TC uses
  * bpf_l4_csum_replace, which is correct for CHECKSUM_PARTIAL skbs (only the
@@ -85,15 +101,10 @@ static __always_inline __u32 lb_flow_hash(const struct lb_flow_key *k)
 static __always_inline int lb_rewrite4(void *ctx, const bool xdp, const struct lb_pkt *p,
 				       __be32 saddr, __be32 daddr, __be16 sport, __be16 dport)
 {
-	void *data = ctx_data(ctx, xdp), *data_end = ctx_data_end(ctx, xdp);
-	struct iphdr *ip = data + sizeof(struct ethhdr);
-	if ((void *)(ip + 1) > data_end)
+	__be32 oaddr[2], naddr[2] = {saddr, daddr};
+	if (lb_rewrite_addrs4(ctx, xdp, oaddr, naddr))
 		return -1;
-	__be32 oaddr[2] = {ip->saddr, ip->daddr};
-	__be32 naddr[2] = {saddr, daddr};
-	ip->saddr = saddr;
-	ip->daddr = daddr;
-	ip->check = lb_csum_update(ip->check, oaddr, naddr, sizeof(oaddr));
+	void *data = ctx_data(ctx, xdp), *data_end = ctx_data_end(ctx, xdp);
 
 	__u32 off = p->l4_off;
 	if (off > sizeof(struct ethhdr) + 60)
