@@ -9,6 +9,8 @@
 /* Node's address on the VLAN interface, network order: the SNAT source for
  * remote backends under externalTrafficPolicy: Cluster. */
 volatile const __be32 node_ip4 = 0;
+/* The same for IPv6 (all zero: no IPv6 SNAT source). */
+volatile const __u8 node_ip6[16] = {};
 /* Maglev table size per service (a prime); index = id * maglev_size + slot. */
 volatile const __u32 maglev_size = 1021;
 /* SNAT source ports for remote backends, host order, inclusive. Keep them out

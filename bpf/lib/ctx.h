@@ -14,18 +14,29 @@ typedef _Bool bool;
 #define false 0
 #endif
 
+/* ctx_load reads a u32 field of the context at a constant offset. Written
+ * in asm so clang cannot hoist "ctx + offset" out of the XDP and TC
+ * branches and dereference a modified ctx pointer, which the verifier
+ * rejects. */
+#define ctx_load(ctx, off)                                                        \
+	({                                                                        \
+		__u64 __v;                                                        \
+		asm volatile("%0 = *(u32 *)(%1 + %2)" : "=r"(__v) : "r"(ctx), "i"(off)); \
+		__v;                                                              \
+	})
+
 static __always_inline void *ctx_data(void *ctx, const bool xdp)
 {
 	if (xdp)
-		return (void *)(long)((struct xdp_md *)ctx)->data;
-	return (void *)(long)((struct __sk_buff *)ctx)->data;
+		return (void *)(long)ctx_load(ctx, __builtin_offsetof(struct xdp_md, data));
+	return (void *)(long)ctx_load(ctx, __builtin_offsetof(struct __sk_buff, data));
 }
 
 static __always_inline void *ctx_data_end(void *ctx, const bool xdp)
 {
 	if (xdp)
-		return (void *)(long)((struct xdp_md *)ctx)->data_end;
-	return (void *)(long)((struct __sk_buff *)ctx)->data_end;
+		return (void *)(long)ctx_load(ctx, __builtin_offsetof(struct xdp_md, data_end));
+	return (void *)(long)ctx_load(ctx, __builtin_offsetof(struct __sk_buff, data_end));
 }
 
 static __always_inline __u32 ctx_ifindex(void *ctx, const bool xdp)

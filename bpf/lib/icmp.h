@@ -82,7 +82,9 @@ static __always_inline int lb_icmp_err(void *ctx, const bool xdp, struct lb_pkt 
 		__be16 toport = snat ? ct.snat_port : p->in_dport;
 		if (lb_rewrite_icmp4(ctx, xdp, p, src, be, be, to, ct.bport, toport))
 			return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_MALFORMED, 0);
-		return lb_fwd4(ctx, xdp, src, be, IPPROTO_ICMP, p->ip_len, snat, LB_R_ICMP_FWD);
+		__u8 s16[16];
+		lb_v4mapped(s16, src);
+		return lb_fwd(ctx, xdp, 4, s16, ct.baddr, IPPROTO_ICMP, p->ip_len, snat, LB_R_ICMP_FWD);
 	}
 	/* Shape 2: toward the node, quoting a SNATed packet to a backend; the
 	 * reply tuple of that packet is the reverse-NAT key. */
@@ -99,5 +101,5 @@ static __always_inline int lb_icmp_err(void *ctx, const bool xdp, struct lb_pkt 
 	__be32 client = lb_v4(rv.client);
 	if (lb_rewrite_icmp4(ctx, xdp, p, lb_v4(p->saddr), client, client, lb_v4(rv.vip), rv.cport, rv.vport))
 		return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_MALFORMED, 0);
-	return lb_fwd4(ctx, xdp, lb_v4(p->saddr), client, IPPROTO_ICMP, p->ip_len, 0, LB_R_ICMP_FWD);
+	return lb_fwd(ctx, xdp, 4, p->saddr, rv.client, IPPROTO_ICMP, p->ip_len, 0, LB_R_ICMP_FWD);
 }

@@ -20,6 +20,8 @@
 #include "reset.h"
 
 #define LB_AF_INET 2
+#define LB_AF_INET6 10
+#define LB_IPPROTO_ICMPV6 58
 #define LB_PULL_LEN (14 + 60 + 20)
 
 /* lb_verdict turns a core action into the hook's return code. For TC, PASS
@@ -142,21 +144,131 @@ static __always_inline int lb_rewrite4(void *ctx, const bool xdp, const struct l
 	return 0;
 }
 
-/* lb_fwd4 sends a translated packet on: to the next hop found by
+/* lb_node_addr writes the node's address of family fam (the SNAT source)
+ * into out; returns 0 when the node has none. */
+static __always_inline int lb_node_addr(__u8 fam, __u8 *out)
+{
+	if (fam == 6) {
+		__u32 w[4];
+		__builtin_memcpy(w, (const void *)node_ip6, 16);
+		if ((w[0] | w[1] | w[2] | w[3]) == 0)
+			return 0;
+		__builtin_memcpy(out, w, 16);
+		return 1;
+	}
+	if (node_ip4 == 0)
+		return 0;
+	lb_v4mapped(out, node_ip4);
+	return 1;
+}
+
+/* lb_is_node reports whether addr (of family fam) is the node's address. */
+static __always_inline int lb_is_node(__u8 fam, const __u8 *addr)
+{
+	__u8 node[16];
+	if (!lb_node_addr(fam, node))
+		return 0;
+	__u32 a[4], b[4];
+	__builtin_memcpy(a, addr, 16);
+	__builtin_memcpy(b, node, 16);
+	return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3])) == 0;
+}
+
+/* lb_rewrite6 is lb_rewrite4 for IPv6 (no header checksum; the L4 checksum
+ * is mandatory, also for UDP). */
+static __always_inline int lb_rewrite6(void *ctx, const bool xdp, const struct lb_pkt *p,
+				       const __u8 *saddr, const __u8 *daddr, __be16 sport, __be16 dport)
+{
+	void *data = ctx_data(ctx, xdp), *data_end = ctx_data_end(ctx, xdp);
+	struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
+	if ((void *)(ip6 + 1) > data_end)
+		return -1;
+	__be32 o[8], n[8];
+	__builtin_memcpy(o, &ip6->saddr, 32);
+	__builtin_memcpy(n, saddr, 16);
+	__builtin_memcpy(&n[4], daddr, 16);
+	__builtin_memcpy(&ip6->saddr, n, 32);
+
+	__be16 *ports = (void *)(ip6 + 1);
+	if ((void *)(ports + 2) > data_end)
+		return -1;
+	__be32 oports, nports;
+	__builtin_memcpy(&oports, ports, 4);
+	ports[0] = sport;
+	ports[1] = dport;
+	__builtin_memcpy(&nports, ports, 4);
+
+	int udp = p->proto == IPPROTO_UDP;
+	__u32 csum_off = sizeof(struct ethhdr) + sizeof(*ip6) + (udp ? 6 : 16);
+	__u16 *csum = data + csum_off;
+	if ((void *)(csum + 1) > data_end)
+		return -1;
+	if (xdp) {
+		__u16 c = lb_csum_update(*csum, o, n, sizeof(o));
+		c = lb_csum_update(c, &oports, &nports, 4);
+		*csum = (udp && c == 0) ? 0xffff : c;
+		return 0;
+	}
+	__u64 mangled = udp ? BPF_F_MARK_MANGLED_0 : 0;
+	__s64 ad = bpf_csum_diff(o, sizeof(o), n, sizeof(n), 0);
+	__s64 pd = bpf_csum_diff(&oports, 4, &nports, 4, 0);
+	if (bpf_l4_csum_replace(ctx, csum_off, 0, (__u32)ad, BPF_F_PSEUDO_HDR | mangled))
+		return -1;
+	if (bpf_l4_csum_replace(ctx, csum_off, 0, (__u32)pd, mangled))
+		return -1;
+	return 0;
+}
+
+/* lb_xlate rewrites addresses and ports of a TCP/UDP packet of either
+ * family; addresses are in the 16-byte map layout. */
+static __always_inline int lb_xlate(void *ctx, const bool xdp, const struct lb_pkt *p,
+				    const __u8 *saddr, const __u8 *daddr, __be16 sport, __be16 dport)
+{
+	if (p->family == 6)
+		return lb_rewrite6(ctx, xdp, p, saddr, daddr, sport, dport);
+	return lb_rewrite4(ctx, xdp, p, lb_v4(saddr), lb_v4(daddr), sport, dport);
+}
+
+/* lb_hop_dec decrements the TTL / hop limit of a packet lbd forwards
+ * itself (the stack is bypassed, so it must). */
+static __always_inline int lb_hop_dec(void *ctx, const bool xdp, __u8 fam)
+{
+	void *data = ctx_data(ctx, xdp), *data_end = ctx_data_end(ctx, xdp);
+	if (fam == 6) {
+		struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
+		if ((void *)(ip6 + 1) > data_end)
+			return -1;
+		ip6->hop_limit--;
+		return 0;
+	}
+	struct iphdr *ip = data + sizeof(struct ethhdr);
+	if ((void *)(ip + 1) > data_end)
+		return -1;
+	lb_ttl_dec(&ip->ttl, &ip->check);
+	return 0;
+}
+
+/* lb_fwd sends a translated packet on: to the next hop found by
  * bpf_fib_lookup, out of the ingress interface (backend on another node,
  * client) or to the stack (backend on this node, so it passes wherever the
  * CNI enforces policy; fast_local_redirect skips that, opt-in). A packet
  * with the node's own source (SNAT) can never go to the stack: the kernel
  * drops a local source arriving from outside as martian. */
-static __always_inline int lb_fwd4(void *ctx, const bool xdp, __be32 saddr, __be32 daddr,
-				   __u8 proto, __u16 ip_len, int snat, enum lb_reason ok)
+static __always_inline int lb_fwd(void *ctx, const bool xdp, __u8 fam, const __u8 *saddr, const __u8 *daddr,
+				  __u8 proto, __u16 ip_len, int snat, enum lb_reason ok)
 {
 	struct bpf_fib_lookup fib = {};
-	fib.family = LB_AF_INET;
 	fib.l4_protocol = proto;
 	fib.tot_len = ip_len;
-	fib.ipv4_src = saddr;
-	fib.ipv4_dst = daddr;
+	if (fam == 6) {
+		fib.family = LB_AF_INET6;
+		__builtin_memcpy(fib.ipv6_src, saddr, 16);
+		__builtin_memcpy(fib.ipv6_dst, daddr, 16);
+	} else {
+		fib.family = LB_AF_INET;
+		fib.ipv4_src = lb_v4(saddr);
+		fib.ipv4_dst = lb_v4(daddr);
+	}
 	__u32 in = ctx_ifindex(ctx, xdp);
 	fib.ifindex = in;
 
@@ -165,14 +277,13 @@ static __always_inline int lb_fwd4(void *ctx, const bool xdp, __be32 saddr, __be
 	if (local && !fast_local_redirect && !snat)
 		return lb_exit(ctx, xdp, LB_ACT_PASS, LB_R_FWD_STACK, 0);
 
-	void *data = ctx_data(ctx, xdp), *data_end = ctx_data_end(ctx, xdp);
-	struct ethhdr *eth = data;
-	struct iphdr *ip = (void *)(eth + 1);
-	if ((void *)(ip + 1) > data_end)
-		return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_MALFORMED, 0);
-
 	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
-		lb_ttl_dec(&ip->ttl, &ip->check);
+		if (lb_hop_dec(ctx, xdp, fam))
+			return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_MALFORMED, 0);
+		void *data = ctx_data(ctx, xdp), *data_end = ctx_data_end(ctx, xdp);
+		struct ethhdr *eth = data;
+		if ((void *)(eth + 1) > data_end)
+			return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_MALFORMED, 0);
 		__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
 		__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
 		if (fib.ifindex == in)
@@ -180,7 +291,8 @@ static __always_inline int lb_fwd4(void *ctx, const bool xdp, __be32 saddr, __be
 		return lb_exit(ctx, xdp, LB_ACT_REDIRECT, ok, fib.ifindex);
 	}
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH && !xdp) {
-		lb_ttl_dec(&ip->ttl, &ip->check);
+		if (lb_hop_dec(ctx, xdp, fam))
+			return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_MALFORMED, 0);
 		return lb_exit(ctx, xdp, LB_ACT_REDIRECT_NEIGH, ok, fib.ifindex);
 	}
 	/* No route, or XDP without a neighbour entry: the stack can resolve
@@ -286,9 +398,8 @@ static __always_inline enum lb_reason lb_new_flow(const struct lb_svc *svc, stru
 	__builtin_memcpy(rv.client, fk->saddr, 16);
 
 	if (!local && !(svc->flags & LB_SVC_LOCAL)) {
-		if (node_ip4 == 0)
+		if (!lb_node_addr(lb_family(fk->daddr), rk.daddr))
 			return LB_R_DROP_NO_SNAT_PORT;
-		lb_v4mapped(rk.daddr, node_ip4);
 		rv.flags = LB_CT_SNAT;
 		__be16 port = lb_snat_claim(&rk, &rv, lb_flow_hash(fk));
 		if (!port)
@@ -359,15 +470,16 @@ static __always_inline int lb_service(void *ctx, const bool xdp, struct lb_pkt *
 	}
 
 	int snat = (ct.flags & LB_CT_SNAT) != 0;
-	__be32 saddr = snat ? node_ip4 : lb_v4(p->saddr);
+	__u8 saddr[16];
+	if (!snat || !lb_node_addr(p->family, saddr))
+		__builtin_memcpy(saddr, p->saddr, 16);
 	__be16 sport = snat ? ct.snat_port : p->sport;
-	__be32 daddr = lb_v4(ct.baddr);
-	if (lb_rewrite4(ctx, xdp, p, saddr, daddr, sport, ct.bport)) {
+	if (lb_xlate(ctx, xdp, p, saddr, ct.baddr, sport, ct.bport)) {
 		lb_svc_count(svc.id, bytes, new_flow, 1);
 		return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_MALFORMED, 0);
 	}
 	lb_svc_count(svc.id, bytes, new_flow, 0);
-	return lb_fwd4(ctx, xdp, saddr, daddr, p->proto, p->ip_len, snat, LB_R_FWD);
+	return lb_fwd(ctx, xdp, p->family, saddr, ct.baddr, p->proto, p->ip_len, snat, LB_R_FWD);
 }
 
 /* lb_revnat_snat translates a backend's reply to a SNATed flow back to
@@ -380,11 +492,10 @@ static __always_inline int lb_revnat_snat(void *ctx, const bool xdp, struct lb_p
 	if (!rvp || !(rvp->flags & LB_CT_SNAT))
 		return lb_exit(ctx, xdp, LB_ACT_PASS, LB_R_PASS, 0);
 	struct lb_rev rv = *rvp;
-	__be32 saddr = lb_v4(rv.vip), daddr = lb_v4(rv.client);
-	if (lb_rewrite4(ctx, xdp, p, saddr, daddr, rv.vport, rv.cport))
+	if (lb_xlate(ctx, xdp, p, rv.vip, rv.client, rv.vport, rv.cport))
 		return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_MALFORMED, 0);
 	lb_svc_count(rv.svc_id, ctx_len(ctx, xdp), 0, 0);
-	return lb_fwd4(ctx, xdp, saddr, daddr, p->proto, p->ip_len, 1, LB_R_REVNAT);
+	return lb_fwd(ctx, xdp, p->family, rv.vip, rv.client, p->proto, p->ip_len, 1, LB_R_REVNAT);
 }
 
 #include "icmp.h"
@@ -411,6 +522,10 @@ static __always_inline int lb_ingress(void *ctx, const bool xdp)
 		sk.port = 0;
 		sk.proto = 0;
 	}
+	/* ICMPv6 to a VIP is neighbour discovery (unicast NUD probes) or an
+	 * error lbd does not translate yet: the stack decides. */
+	if (p.family == 6 && p.proto == LB_IPPROTO_ICMPV6)
+		return lb_exit(ctx, xdp, LB_ACT_PASS, LB_R_PASS, 0);
 	if (p.icmp_err) {
 		int r = lb_icmp_err(ctx, xdp, &p);
 		if (r >= 0)
@@ -425,7 +540,7 @@ static __always_inline int lb_ingress(void *ctx, const bool xdp)
 			r = LB_R_DROP_MALFORMED;
 		return lb_exit(ctx, xdp, LB_ACT_DROP, r, 0);
 	}
-	if (pr == LB_PARSE_OK && node_ip4 != 0 && lb_v4(p.daddr) == node_ip4)
+	if (pr == LB_PARSE_OK && lb_is_node(p.family, p.daddr))
 		return lb_revnat_snat(ctx, xdp, &p);
 	return lb_exit(ctx, xdp, LB_ACT_PASS, LB_R_PASS, 0);
 }
@@ -444,7 +559,7 @@ static __always_inline int lb_egress(struct __sk_buff *skb)
 	if (!rvp || (rvp->flags & LB_CT_SNAT))
 		return TC_ACT_UNSPEC;
 	struct lb_rev rv = *rvp;
-	if (lb_rewrite4(skb, false, &p, lb_v4(rv.vip), lb_v4(p.daddr), rv.vport, p.dport))
+	if (lb_xlate(skb, false, &p, rv.vip, p.daddr, rv.vport, p.dport))
 		return lb_exit(skb, false, LB_ACT_DROP, LB_R_DROP_MALFORMED, 0);
 	lb_svc_count(rv.svc_id, skb->len, 0, 0);
 	lb_count(LB_R_REVNAT);

@@ -6,6 +6,7 @@
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
 #include <bpf/bpf_endian.h>
@@ -13,7 +14,7 @@
 
 enum lb_parse {
 	LB_PARSE_OK = 0,
-	LB_PARSE_NOT_IP,    /* not IPv4: pass untouched */
+	LB_PARSE_NOT_IP,    /* not IPv4 or IPv6: pass untouched */
 	LB_PARSE_MALFORMED, /* truncated or bogus L3 header */
 	LB_PARSE_NO_L4,     /* IP parsed, no usable L4 (fragment, other proto, truncated) */
 };
@@ -30,6 +31,7 @@ struct lb_pkt {
 	__u8 frag;      /* any fragment */
 	__u8 l4_ok;     /* ports valid */
 	__u8 tcp_flags; /* SYN/ACK/FIN/RST byte for TCP */
+	__u8 family;    /* 4 or 6 */
 	/* ICMP errors (destination unreachable, incl. fragmentation needed;
 	 * time exceeded; parameter problem): the embedded packet's tuple. */
 	__u8 icmp_err;
@@ -52,6 +54,14 @@ static __always_inline void lb_v4mapped(__u8 *out, __be32 a)
 	__builtin_memcpy(out + 12, &a, 4);
 }
 
+/* lb_family tells a v4-mapped address (4) from an IPv6 one (6). */
+static __always_inline __u8 lb_family(const __u8 *addr)
+{
+	__u32 w[3];
+	__builtin_memcpy(w, addr, 12);
+	return (w[0] | w[1]) == 0 && w[2] == bpf_htonl(0xffff) ? 4 : 6;
+}
+
 static __always_inline __be32 lb_v4(const __u8 *addr)
 {
 	__be32 a;
@@ -59,14 +69,67 @@ static __always_inline __be32 lb_v4(const __u8 *addr)
 	return a;
 }
 
-/* lb_parse4 fills p from an Ethernet + IPv4 frame. */
+#define LB_NEXTHDR_FRAGMENT 44
+
+/* lb_ports reads the ports of a TCP or UDP header at l4. */
+static __always_inline int lb_ports(void *l4, void *data_end, __u8 proto, struct lb_pkt *p)
+{
+	if (proto == IPPROTO_TCP) {
+		struct tcphdr *th = l4;
+		if ((void *)(th + 1) > data_end)
+			return LB_PARSE_NO_L4;
+		p->sport = th->source;
+		p->dport = th->dest;
+		p->tcp_flags = ((__u8 *)th)[13];
+		p->l4_ok = 1;
+		return LB_PARSE_OK;
+	}
+	if (proto == IPPROTO_UDP) {
+		struct udphdr *uh = l4;
+		if ((void *)(uh + 1) > data_end)
+			return LB_PARSE_NO_L4;
+		p->sport = uh->source;
+		p->dport = uh->dest;
+		p->l4_ok = 1;
+		return LB_PARSE_OK;
+	}
+	return LB_PARSE_NO_L4;
+}
+
+/* lb_parse6 fills p from an IPv6 header. Extension headers are not walked:
+ * a VIP packet with one (a fragment above all) has no usable L4 and gets the
+ * VIP's defined drop; everything else passes. */
+static __always_inline int lb_parse6(struct ipv6hdr *ip6, void *data_end, struct lb_pkt *p)
+{
+	if ((void *)(ip6 + 1) > data_end)
+		return LB_PARSE_MALFORMED;
+	if (ip6->version != 6)
+		return LB_PARSE_MALFORMED;
+	__builtin_memcpy(p->saddr, &ip6->saddr, 16);
+	__builtin_memcpy(p->daddr, &ip6->daddr, 16);
+	p->family = 6;
+	p->proto = ip6->nexthdr;
+	p->ttl = ip6->hop_limit;
+	p->ip_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
+	p->l4_off = sizeof(struct ethhdr) + sizeof(*ip6);
+	if (ip6->nexthdr == LB_NEXTHDR_FRAGMENT) {
+		p->frag = 1;
+		return LB_PARSE_NO_L4;
+	}
+	return lb_ports(ip6 + 1, data_end, ip6->nexthdr, p);
+}
+
+/* lb_parse fills p from an Ethernet + IPv4 or IPv6 frame. */
 static __always_inline int lb_parse(void *data, void *data_end, struct lb_pkt *p)
 {
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > data_end)
 		return LB_PARSE_NOT_IP;
+	if (eth->h_proto == bpf_htons(LB_ETH_P_IPV6))
+		return lb_parse6((void *)(eth + 1), data_end, p);
 	if (eth->h_proto != bpf_htons(LB_ETH_P_IP))
 		return LB_PARSE_NOT_IP;
+	p->family = 4;
 
 	struct iphdr *ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > data_end)
@@ -92,25 +155,8 @@ static __always_inline int lb_parse(void *data, void *data_end, struct lb_pkt *p
 		return LB_PARSE_NO_L4;
 
 	void *l4 = (void *)ip + hlen;
-	if (ip->protocol == IPPROTO_TCP) {
-		struct tcphdr *th = l4;
-		if ((void *)(th + 1) > data_end)
-			return LB_PARSE_NO_L4;
-		p->sport = th->source;
-		p->dport = th->dest;
-		p->tcp_flags = ((__u8 *)th)[13];
-		p->l4_ok = 1;
-		return LB_PARSE_OK;
-	}
-	if (ip->protocol == IPPROTO_UDP) {
-		struct udphdr *uh = l4;
-		if ((void *)(uh + 1) > data_end)
-			return LB_PARSE_NO_L4;
-		p->sport = uh->source;
-		p->dport = uh->dest;
-		p->l4_ok = 1;
-		return LB_PARSE_OK;
-	}
+	if (ip->protocol == IPPROTO_TCP || ip->protocol == IPPROTO_UDP)
+		return lb_ports(l4, data_end, ip->protocol, p);
 	if (ip->protocol == IPPROTO_ICMP) {
 		/* type, code, checksum, 4 bytes unused/MTU, then the embedded
 		 * IPv4 header (options not supported) and 8 bytes of its L4. */

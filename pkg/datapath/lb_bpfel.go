@@ -165,6 +165,7 @@ const (
 	lbVarLbUnusedSvcFlags     = "lb_unused_svc_flags"
 	lbVarMaglevSize           = "maglev_size"
 	lbVarNodeIp4              = "node_ip4"
+	lbVarNodeIp6              = "node_ip6"
 	lbVarSnatPortMax          = "snat_port_max"
 	lbVarSnatPortMin          = "snat_port_min"
 )
@@ -242,6 +243,7 @@ type lbVariableSpecs struct {
 	LbUnusedSvcFlags     *ebpf.VariableSpec `ebpf:"lb_unused_svc_flags"`
 	MaglevSize           *ebpf.VariableSpec `ebpf:"maglev_size"`
 	NodeIp4              *ebpf.VariableSpec `ebpf:"node_ip4"`
+	NodeIp6              *ebpf.VariableSpec `ebpf:"node_ip6"`
 	SnatPortMax          *ebpf.VariableSpec `ebpf:"snat_port_max"`
 	SnatPortMin          *ebpf.VariableSpec `ebpf:"snat_port_min"`
 }
@@ -302,6 +304,7 @@ type lbVariables struct {
 	LbUnusedSvcFlags     *ebpf.Variable `ebpf:"lb_unused_svc_flags"`
 	MaglevSize           *ebpf.Variable `ebpf:"maglev_size"`
 	NodeIp4              *ebpf.Variable `ebpf:"node_ip4"`
+	NodeIp6              *ebpf.Variable `ebpf:"node_ip6"`
 	SnatPortMax          *ebpf.Variable `ebpf:"snat_port_max"`
 	SnatPortMin          *ebpf.Variable `ebpf:"snat_port_min"`
 }
