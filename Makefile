@@ -10,7 +10,7 @@ export BPF_CFLAGS := $(BPF2GO_CFLAGS)
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build generate check-generated deps deps-bpf test test-unit test-privileged bench demo lab lab-clean lint fmt vet clean
+.PHONY: k8s-bins fuzz helm-sync all build generate check-generated deps deps-bpf test test-unit test-privileged bench demo lab lab-clean lint fmt vet clean
 
 all: build
 
@@ -22,6 +22,9 @@ build:
 deps:
 	@command -v ip >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2)
 	@mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+	@command -v iptables-restore >/dev/null && command -v nft >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq iptables nftables)
+	@command -v vagrant >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends vagrant)
 	$(GO) mod download
 
 deps-bpf:
@@ -37,7 +40,12 @@ check-generated: generate
 # make test: unit tests with -race, then the privileged tests (BPF packet
 # tests, ARP/NDP in netns, the netns lab end to end). CI runs as root with
 # CI=true, so privileged tests fail instead of skipping.
-test: deps vet test-unit test-privileged
+# Real kube-apiserver + etcd for the Kubernetes tests (internal/kubetest),
+# built from tools/k8s/go.mod into bin/. First build ~8 min; then a no-op.
+k8s-bins:
+	bash tools/k8s/build.sh
+
+test: deps vet k8s-bins test-unit test-privileged
 
 test-unit:
 	$(GO) test -race -count=1 -skip Privileged ./...
@@ -45,8 +53,23 @@ test-unit:
 test-privileged:
 	LBD_PRIVILEGED_TESTS=1 $(GO) test -count=1 -p 1 -run 'Privileged' ./...
 
+# make bench: a report, not pass/fail. Datapath ns/packet and allocator,
+# lbd vs kube-proxy's iptables and nftables modes in the lab, failover times.
 bench: deps
-	LBD_PRIVILEGED_TESTS=1 $(GO) test -count=1 -p 1 -run '^$$' -bench . -benchtime 2000x ./pkg/datapath/ ./pkg/ipam/
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(GO) test -count=1 -run '^$$' -bench . -skip Privileged -benchtime 2000x ./pkg/datapath/ ./pkg/ipam/
+	$(GO) run ./test/bench/cmd/lbd-bench
+	$(GO) build -o bin/lab ./test/vm/cmd/lab && $(GO) build -o bin/podserver ./test/vm/podserver && $(GO) build -o bin/lbd ./cmd/lbd && \
+	bin/lab failover-bench --lbd bin/lbd --podserver bin/podserver --runs 10 --max-time 4m
+
+# make fuzz: the datapath fuzz target for a minute (make test runs its seeds).
+fuzz: deps
+	LBD_PRIVILEGED_TESTS=1 $(GO) test -run '^$$' -fuzz FuzzPrivilegedDatapath -fuzztime 60s ./pkg/datapath/
+
+helm-sync:
+	rm -f deploy/helm/lbd/crds/*.yaml
+	cp deploy/crds/*.yaml deploy/helm/lbd/crds/
+	cp deploy/rbac/lbd.yaml deploy/helm/lbd/files/rbac.yaml
 
 demo: deps
 	bash scripts/lab-demo.sh demo

@@ -27,3 +27,6 @@ volatile const __u8 fast_local_redirect = 0;
 #define LB_IP_OFFSET 0x1FFF
 #define LB_SNAT_TRIES 8
 #define LB_CT_REFRESH_NS 1000000000ULL
+/* A closed flow's SNAT port and client tuple are reused after this long
+ * (the 2*MSL of TIME_WAIT is on the client; 1 s covers late segments). */
+#define LB_CT_REUSE_NS 1000000000ULL

@@ -62,9 +62,11 @@ static __always_inline int lb_rewrite_icmp4(void *ctx, const bool xdp, const str
  *    the backend's own packet had caused it;
  *  - toward the node, quoting node:snat -> backend (the backend side could
  *    not take a SNATed packet): sent to the client, quoting client -> VIP.
- * Returns -1 when the error is not lbd's. */
-static __always_inline int lb_icmp_err(void *ctx, const bool xdp, struct lb_pkt *p)
+ * Sets *mine to 0 when the error is not lbd's (a return code cannot say
+ * it: TC_ACT_UNSPEC is -1). */
+static __always_inline int lb_icmp_err(void *ctx, const bool xdp, struct lb_pkt *p, int *mine)
 {
+	*mine = 1;
 	struct lb_flow_key k = {.proto = p->in_proto};
 	/* Shape 1: the quoted packet is a reply VIP -> client; its flow is
 	 * client -> VIP in the connection table. */
@@ -89,14 +91,14 @@ static __always_inline int lb_icmp_err(void *ctx, const bool xdp, struct lb_pkt 
 	/* Shape 2: toward the node, quoting a SNATed packet to a backend; the
 	 * reply tuple of that packet is the reverse-NAT key. */
 	if (node_ip4 == 0 || lb_v4(p->daddr) != node_ip4 || lb_v4(p->in_saddr) != node_ip4)
-		return -1;
+		return *mine = 0;
 	__builtin_memcpy(k.saddr, p->in_daddr, 16);
 	__builtin_memcpy(k.daddr, p->in_saddr, 16);
 	k.sport = p->in_dport;
 	k.dport = p->in_sport;
 	struct lb_rev *rvp = bpf_map_lookup_elem(&lb_revnat, &k);
 	if (!rvp || !(rvp->flags & LB_CT_SNAT))
-		return -1;
+		return *mine = 0;
 	struct lb_rev rv = *rvp;
 	__be32 client = lb_v4(rv.client);
 	if (lb_rewrite_icmp4(ctx, xdp, p, lb_v4(p->saddr), client, client, lb_v4(rv.vip), rv.cport, rv.vport))

@@ -303,10 +303,29 @@ static __always_inline int lb_fwd(void *ctx, const bool xdp, __u8 fam, const __u
 	return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_FIB, 0);
 }
 
+/* lb_snat_stale reports whether the SNAT port held by the reverse entry at
+ * rk belongs to a flow that is gone: its connection-table entry was
+ * evicted, moved to another port, or closed (FIN/RST seen) more than
+ * LB_CT_REUSE_NS ago. Without this, ports of closed connections stay taken
+ * until LRU eviction, and a busy backend runs out of them. */
+static __always_inline int lb_snat_stale(const struct lb_flow_key *rk, __u64 now)
+{
+	struct lb_rev *old = bpf_map_lookup_elem(&lb_revnat, rk);
+	if (!old)
+		return 1;
+	struct lb_flow_key ck = {.proto = rk->proto, .sport = old->cport, .dport = old->vport};
+	__builtin_memcpy(ck.saddr, old->client, 16);
+	__builtin_memcpy(ck.daddr, old->vip, 16);
+	struct lb_ct *oc = bpf_map_lookup_elem(&lb_conntrack, &ck);
+	if (!oc || oc->snat_port != rk->dport)
+		return 1;
+	return (oc->flags & LB_CT_CLOSING) && now - oc->last_seen > LB_CT_REUSE_NS;
+}
+
 /* lb_snat_claim reserves a node source port for a flow to a remote backend
  * by inserting its reverse entry with BPF_NOEXIST; a few hashed probes
  * resolve collisions. Returns the port (network order) or 0. */
-static __always_inline __be16 lb_snat_claim(struct lb_flow_key *rk, struct lb_rev *rv, __u32 h)
+static __always_inline __be16 lb_snat_claim(struct lb_flow_key *rk, struct lb_rev *rv, __u32 h, __u64 now)
 {
 	__u32 span = (__u32)snat_port_max - snat_port_min + 1;
 	if (span == 0 || span > 65536)
@@ -316,6 +335,8 @@ static __always_inline __be16 lb_snat_claim(struct lb_flow_key *rk, struct lb_re
 		__u16 port = snat_port_min + (h + i * 7919) % span;
 		rk->dport = bpf_htons(port);
 		if (bpf_map_update_elem(&lb_revnat, rk, rv, BPF_NOEXIST) == 0)
+			return rk->dport;
+		if (lb_snat_stale(rk, now) && bpf_map_update_elem(&lb_revnat, rk, rv, BPF_ANY) == 0)
 			return rk->dport;
 	}
 	return 0;
@@ -401,7 +422,7 @@ static __always_inline enum lb_reason lb_new_flow(const struct lb_svc *svc, stru
 		if (!lb_node_addr(lb_family(fk->daddr), rk.daddr))
 			return LB_R_DROP_NO_SNAT_PORT;
 		rv.flags = LB_CT_SNAT;
-		__be16 port = lb_snat_claim(&rk, &rv, lb_flow_hash(fk));
+		__be16 port = lb_snat_claim(&rk, &rv, lb_flow_hash(fk), now);
 		if (!port)
 			return LB_R_DROP_NO_SNAT_PORT;
 		ct->snat_port = port;
@@ -452,10 +473,20 @@ static __always_inline int lb_service(void *ctx, const bool xdp, struct lb_pkt *
 	struct lb_ct ct = {};
 	int new_flow = 0;
 	struct lb_ct *cur = bpf_map_lookup_elem(&lb_conntrack, &fk);
+	int closing = p->proto == IPPROTO_TCP && (p->tcp_flags & (LB_TCP_FIN | LB_TCP_RST));
+	int syn = p->proto == IPPROTO_TCP && (p->tcp_flags & (LB_TCP_SYN | LB_TCP_ACK)) == LB_TCP_SYN;
+	/* A SYN on a flow that closed a while ago is a new connection
+	 * reusing the client port: choose again. */
+	if (cur && syn && (cur->flags & LB_CT_CLOSING) && now - cur->last_seen > LB_CT_REUSE_NS)
+		cur = NULL;
 	if (cur && cur->svc_id == svc.id) {
-		ct = *cur;
-		if (now - ct.last_seen > LB_CT_REFRESH_NS)
+		if (closing && !(cur->flags & LB_CT_CLOSING)) {
+			cur->flags |= LB_CT_CLOSING;
 			cur->last_seen = now;
+		} else if (now - cur->last_seen > LB_CT_REFRESH_NS) {
+			cur->last_seen = now;
+		}
+		ct = *cur;
 	} else {
 		enum lb_reason r = lb_new_flow(&svc, &fk, &ct, now);
 		if (r == LB_R_DROP_NO_BACKEND && p->proto == IPPROTO_TCP && lb_tcp_reset(ctx, xdp) == 0) {
@@ -527,8 +558,9 @@ static __always_inline int lb_ingress(void *ctx, const bool xdp)
 	if (p.family == 6 && p.proto == LB_IPPROTO_ICMPV6)
 		return lb_exit(ctx, xdp, LB_ACT_PASS, LB_R_PASS, 0);
 	if (p.icmp_err) {
-		int r = lb_icmp_err(ctx, xdp, &p);
-		if (r >= 0)
+		int mine = 0;
+		int r = lb_icmp_err(ctx, xdp, &p, &mine);
+		if (mine)
 			return r;
 	}
 	if (bpf_map_lookup_elem(&lb_services, &sk)) {

@@ -58,7 +58,8 @@ struct lb_flow_key {
 };
 
 enum lb_ct_flags {
-	LB_CT_SNAT = 1 << 0, /* source rewritten to the node's address */
+	LB_CT_SNAT = 1 << 0,    /* source rewritten to the node's address */
+	LB_CT_CLOSING = 1 << 1, /* FIN or RST seen from the client */
 };
 
 /* lb_ct: a connection-table entry, keyed by the client's 5-tuple to the VIP.

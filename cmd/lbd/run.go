@@ -17,6 +17,7 @@ import (
 	"github.com/lbd-project/lbd/pkg/agent"
 	"github.com/lbd-project/lbd/pkg/config"
 	"github.com/lbd-project/lbd/pkg/datapath"
+	"github.com/lbd-project/lbd/pkg/membership"
 	"github.com/lbd-project/lbd/pkg/model"
 	"github.com/lbd-project/lbd/pkg/source/static"
 	"github.com/lbd-project/lbd/pkg/status"
@@ -27,18 +28,23 @@ const defaultSocket = "/run/lbd/lbd.sock"
 func runCmd(args []string) error {
 	fs := flag.NewFlagSet("lbd run", flag.ExitOnError)
 	var (
-		node      = fs.String("node-name", os.Getenv("NODE_NAME"), "this node's name, as in its Node object (env NODE_NAME)")
-		manifests = fs.String("manifests", "", "static mode: a multi-document YAML file of Nodes, Services, EndpointSlices and IPPools")
-		iface     = fs.String("interface", "eth0", "VLAN-facing interface: datapath attachment and ARP/NDP answers")
-		mode      = fs.String("attach-mode", "auto", "ingress attachment: auto (driver XDP, tcx on veth), xdp, xdpgeneric, tcx")
-		pinDir    = fs.String("pin-dir", datapath.DefaultPinDir, "bpffs directory for pinned maps and links")
-		socket    = fs.String("socket", defaultSocket, "status socket path")
-		maglev    = fs.Uint("maglev-size", datapath.DefaultMaglevSize, "Maglev table size per service (a prime)")
-		maxSvc    = fs.Uint("max-services", 4096, "capacity in frontends ({VIP, port, protocol})")
-		ctSize    = fs.Uint("conntrack-size", 262144, "connection table capacity (flows)")
-		fastLocal = fs.Bool("fast-local-redirect", false, "deliver to local pods with bpf_redirect, skipping the CNI's policy path (opt-in)")
-		cleanup   = fs.Bool("cleanup", false, "detach lbd's programs, remove its pinned maps and exit")
-		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
+		node        = fs.String("node-name", os.Getenv("NODE_NAME"), "this node's name, as in its Node object (env NODE_NAME)")
+		manifests   = fs.String("manifests", "", "static mode: a multi-document YAML file of Nodes, Services, EndpointSlices and IPPools")
+		kubecfg     = kubeFlag(fs)
+		iface       = fs.String("interface", "eth0", "VLAN-facing interface: datapath attachment and ARP/NDP answers")
+		mode        = fs.String("attach-mode", "auto", "ingress attachment: auto (driver XDP, tcx on veth), xdp, xdpgeneric, tcx")
+		pinDir      = fs.String("pin-dir", datapath.DefaultPinDir, "bpffs directory for pinned maps and links")
+		socket      = fs.String("socket", defaultSocket, "status socket path")
+		maglev      = fs.Uint("maglev-size", datapath.DefaultMaglevSize, "Maglev table size per service (a prime)")
+		maxSvc      = fs.Uint("max-services", 4096, "capacity in frontends ({VIP, port, protocol})")
+		ctSize      = fs.Uint("conntrack-size", 262144, "connection table capacity (flows)")
+		fastLocal   = fs.Bool("fast-local-redirect", false, "deliver to local pods with bpf_redirect, skipping the CNI's policy path (opt-in)")
+		cleanup     = fs.Bool("cleanup", false, "detach lbd's programs, remove its pinned maps and exit")
+		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
+		metricsAddr = fs.String("metrics-addr", defaultMetricsAddr, "listen address of /metrics, /healthz and /readyz (empty: disabled)")
+		gPort       = fs.Uint("gossip-port", membership.DefaultPort, "UDP port of the heartbeats between lbd instances, on every node's VLAN address; 0 disables failure detection (every node counts as live, no failover)")
+		gInterval   = fs.Duration("gossip-interval", membership.DefaultInterval, "interval between heartbeats to each peer")
+		gTimeout    = fs.Duration("gossip-timeout", membership.DefaultTimeout, "silence after which a peer is dead and its VIPs move (at least twice --gossip-interval)")
 	)
 	fs.Parse(args)
 
@@ -55,22 +61,41 @@ func runCmd(args []string) error {
 		log.Info("datapath detached and pins removed", "pinDir", *pinDir)
 		return nil
 	}
-	if *manifests == "" {
-		return errors.New("--manifests is required (Kubernetes mode comes with --kubeconfig)")
+	if (*manifests == "") == !kubeMode(fs) {
+		return errors.New("exactly one of --manifests (static mode) and --kubeconfig (Kubernetes mode) is required")
+	}
+	if *gPort > 65535 {
+		return fmt.Errorf("--gossip-port %d: not a port", *gPort)
 	}
 	am, err := datapath.ParseMode(*mode)
 	if err != nil {
 		return err
 	}
-	src := namedSource{static.New(*manifests, config.Options{}, log), "static:" + *manifests}
+	var (
+		src     agent.Source
+		reload  = func() {}
+		ipamCtl func(context.Context) error // Kubernetes mode only
+	)
+	if *manifests != "" {
+		s := namedSource{static.New(*manifests, config.Options{}, log), "static:" + *manifests}
+		src, reload = s, s.Reload
+	} else if src, ipamCtl, err = newKube(*kubecfg, *node, log); err != nil {
+		return err
+	}
 	a, err := agent.New(agent.Config{
 		NodeName:   *node,
 		Interface:  *iface,
 		AttachMode: am,
 		Socket:     *socket,
-		StaticIPAM: true,
-		Version:    version,
-		Log:        log,
+		StaticIPAM: *manifests != "",
+		Membership: agent.MembershipConfig{
+			Disabled: *gPort == 0,
+			Port:     uint16(*gPort),
+			Interval: *gInterval,
+			Timeout:  *gTimeout,
+		},
+		Version: version,
+		Log:     log,
 		Datapath: datapath.Options{
 			PinDir:            *pinDir,
 			MaglevSize:        uint32(*maglev),
@@ -90,8 +115,14 @@ func runCmd(args []string) error {
 	defer signal.Stop(hup)
 
 	g, ctx := errgroup.WithContext(ctx)
+	if err := startMetrics(ctx, *metricsAddr, a.Snapshot, g); err != nil {
+		return err
+	}
 	g.Go(func() error { return a.Run(ctx) })
 	g.Go(func() error { return status.Serve(ctx, *socket, a.Snapshot) })
+	if ipamCtl != nil {
+		g.Go(func() error { return ipamCtl(ctx) })
+	}
 	g.Go(func() error {
 		for {
 			select {
@@ -99,7 +130,7 @@ func runCmd(args []string) error {
 				return nil
 			case <-hup:
 				log.Info("SIGHUP: reloading manifests")
-				src.Reload()
+				reload()
 			}
 		}
 	})

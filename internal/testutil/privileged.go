@@ -22,7 +22,8 @@ func Privileged(tb testing.TB) {
 	if i := strings.IndexByte(name, '/'); i >= 0 {
 		name = name[:i]
 	}
-	if !strings.HasPrefix(name, "TestPrivileged") && !strings.HasPrefix(name, "BenchmarkPrivileged") {
+	if !strings.HasPrefix(name, "TestPrivileged") && !strings.HasPrefix(name, "BenchmarkPrivileged") &&
+		!strings.HasPrefix(name, "FuzzPrivileged") {
 		tb.Fatalf("privileged test %s must be named TestPrivileged*", name)
 	}
 	if os.Geteuid() == 0 && hasCaps() {

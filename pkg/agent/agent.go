@@ -19,6 +19,7 @@ import (
 	"github.com/lbd-project/lbd/pkg/announce"
 	"github.com/lbd-project/lbd/pkg/datapath"
 	"github.com/lbd-project/lbd/pkg/ipam"
+	"github.com/lbd-project/lbd/pkg/membership"
 	"github.com/lbd-project/lbd/pkg/model"
 )
 
@@ -47,8 +48,24 @@ type Config struct {
 	// source: same inputs, same answers on every node). With Kubernetes,
 	// VIPs come from Service status.
 	StaticIPAM bool
+	// Membership configures failure detection among lbd instances (see
+	// package membership).
+	Membership MembershipConfig
 	Version    string
 	Log        *slog.Logger
+}
+
+// MembershipConfig configures failure detection. The zero value runs it
+// with membership's defaults.
+type MembershipConfig struct {
+	// Disabled treats every node as live and never fences: no failover,
+	// the behaviour before membership existed.
+	Disabled bool
+	// Port, Interval and Timeout are membership.Config's (0 means its
+	// default).
+	Port     uint16
+	Interval time.Duration
+	Timeout  time.Duration
 }
 
 // Agent is a running node daemon.
@@ -62,7 +79,8 @@ type Agent struct {
 	updates chan *model.State
 
 	mu       sync.Mutex
-	state    *model.State // last reconciled, VIPs filled in
+	mem      *membership.Membership // nil when disabled; set once by Run
+	state    *model.State           // last reconciled, VIPs filled in
 	owned    map[netip.Addr]bool
 	pools    []ipam.PoolStats
 	poolOf   func(netip.Addr) (string, bool)
@@ -108,6 +126,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		a.cfg.Datapath.NodeIP4 = ip
 	}
+	if !a.cfg.Datapath.NodeIP6.IsValid() {
+		// Optional: without a global IPv6 address, IPv6 VIPs reach
+		// remote backends only if a SNAT source is configured.
+		a.cfg.Datapath.NodeIP6, _ = interfaceAddr(a.cfg.Interface, unix.AF_INET6)
+	}
 	a.cfg.Datapath.Log = a.log
 	dp, err := datapath.New(a.cfg.Datapath)
 	if err != nil {
@@ -122,11 +145,40 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mode = mode
 	a.log.Info("datapath attached", "interface", a.cfg.Interface, "mode", mode, "nodeIP", a.cfg.Datapath.NodeIP4, "pinDir", a.cfg.Datapath.PinDir)
 
+	var mem *membership.Membership
+	if !a.cfg.Membership.Disabled {
+		mem, err = membership.New(membership.Config{
+			Self:     a.cfg.NodeName,
+			BindAddr: a.cfg.Datapath.NodeIP4,
+			Port:     a.cfg.Membership.Port,
+			Interval: a.cfg.Membership.Interval,
+			Timeout:  a.cfg.Membership.Timeout,
+			Log:      a.log,
+		})
+		if err != nil {
+			return fmt.Errorf("start membership: %w", err)
+		}
+		a.mu.Lock()
+		a.mem = mem // Snapshot reads it from the status server's goroutine
+		a.mu.Unlock()
+	}
+
 	a.ann = announce.New(a.log)
 	g, ctx := errgroup.WithContext(ctx)
+	// Membership outlives ctx until the loop has withdrawn this node's
+	// announcements: only then does it tell the peers it leaves, so they
+	// take over at once and never overlap with us.
+	memCtx, memCancel := context.WithCancel(context.Background())
+	defer memCancel()
+	if mem != nil {
+		g.Go(func() error { return mem.Run(memCtx) })
+	}
 	g.Go(func() error { return a.ann.Run(ctx) })
 	g.Go(func() error { return a.src.Run(ctx, a.publish) })
-	g.Go(func() error { return a.loop(ctx) })
+	g.Go(func() error {
+		defer memCancel()
+		return a.loop(ctx)
+	})
 	return g.Wait()
 }
 
@@ -150,11 +202,25 @@ func (a *Agent) loop(ctx context.Context) error {
 	// A periodic full pass repairs anything changed behind lbd's back.
 	resync := time.NewTicker(5 * time.Minute)
 	defer resync.Stop()
+	var changes <-chan struct{} // nil (never ready) without membership
+	if mem := a.membership(); mem != nil {
+		changes = mem.Changes()
+	}
 	var last *model.State
 	for {
 		select {
 		case <-ctx.Done():
+			// Stop answering before leaving the membership (see Run).
+			if err := a.ann.Set(a.cfg.Interface, nil); err != nil && !errors.Is(err, announce.ErrClosed) {
+				a.log.Warn("withdraw announcements", "err", err)
+			}
+			a.log.Info("withdrew announcements", "reason", "shutting down")
 			return nil
+		case <-changes:
+			// A peer came or went: only ownership changes, so skip
+			// allocation and the datapath and announce at once.
+			a.announceOwned()
+			continue
 		case st := <-a.updates:
 			last = st
 		case <-resync.C:
@@ -174,21 +240,15 @@ func (a *Agent) reconcile(in *model.State) {
 	if _, ok := st.Node(self); !ok {
 		errs = append(errs, fmt.Errorf("node %q is not among the Node objects: this node announces nothing", self))
 	}
-	live := func(string) bool { return true }
-	owned := make(map[netip.Addr]bool)
-	var vips []netip.Addr
-	for i := range st.Services {
-		svc := &st.Services[i]
-		for _, vip := range svc.VIPs {
-			if ok, _ := announce.ShouldAnnounce(self, st, svc, vip, live); ok && !owned[vip] {
-				owned[vip] = true
-				vips = append(vips, vip)
-			}
-		}
+	if mem := a.membership(); mem != nil {
+		mem.SetPeers(peerAddrs(st, self, a.cfg.Datapath.NodeIP4))
 	}
-	slices.SortFunc(vips, netip.Addr.Compare)
-	if err := a.ann.Set(a.cfg.Interface, vips); err != nil {
-		errs = append(errs, fmt.Errorf("announce: %w", err))
+	a.mu.Lock()
+	a.state = st
+	a.mu.Unlock()
+	vips, owned, err := a.announce(st)
+	if err != nil {
+		errs = append(errs, err)
 	}
 	stats, err := a.dp.Sync(st, self)
 	if err != nil {
@@ -205,8 +265,98 @@ func (a *Agent) reconcile(in *model.State) {
 		"frontendsAdded", stats.FrontendsAdded, "frontendsRemoved", stats.FrontendsRemoved,
 		"tablesWritten", stats.TablesWritten, "errors", len(msgs))
 	a.mu.Lock()
-	a.state, a.owned, a.errs, a.lastSync = st, owned, msgs, time.Now()
+	a.owned, a.errs, a.lastSync = owned, msgs, time.Now()
 	a.mu.Unlock()
+}
+
+// announceOwned re-elects owners for the last reconciled State after a
+// membership change.
+func (a *Agent) announceOwned() {
+	a.mu.Lock()
+	st := a.state
+	a.mu.Unlock()
+	if st == nil {
+		return
+	}
+	vips, owned, err := a.announce(st)
+	if err != nil {
+		a.log.Error("announce", "err", err)
+	}
+	a.log.Info("ownership re-elected", "reason", "membership changed", "owned", len(vips), "fenced", a.fenced())
+	a.mu.Lock()
+	a.owned = owned
+	a.mu.Unlock()
+}
+
+// announce makes the announcer answer for exactly the VIPs of st this
+// node owns among the live nodes, and returns them.
+func (a *Agent) announce(st *model.State) ([]netip.Addr, map[netip.Addr]bool, error) {
+	self := a.cfg.NodeName
+	live := a.liveFunc()
+	owned := make(map[netip.Addr]bool)
+	var vips []netip.Addr
+	for i := range st.Services {
+		svc := &st.Services[i]
+		for _, vip := range svc.VIPs {
+			if ok, _ := announce.ShouldAnnounce(self, st, svc, vip, live); ok && !owned[vip] {
+				owned[vip] = true
+				vips = append(vips, vip)
+			}
+		}
+	}
+	slices.SortFunc(vips, netip.Addr.Compare)
+	if err := a.ann.Set(a.cfg.Interface, vips); err != nil {
+		return vips, owned, fmt.Errorf("announce: %w", err)
+	}
+	return vips, owned, nil
+}
+
+// liveFunc returns the liveness every ownership decision and the status
+// use: peers are live while membership hears them, and this node is live
+// unless it is fenced (it cannot show it is on the majority side, see
+// membership.Membership.Fenced), which makes it announce nothing.
+// Without membership every node is live.
+func (a *Agent) liveFunc() func(string) bool {
+	mem := a.membership()
+	if mem == nil {
+		return func(string) bool { return true }
+	}
+	self, fenced := a.cfg.NodeName, mem.Fenced()
+	return func(n string) bool {
+		if n == self {
+			return !fenced
+		}
+		return mem.Live(n)
+	}
+}
+
+func (a *Agent) membership() *membership.Membership {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.mem
+}
+
+func (a *Agent) fenced() bool {
+	mem := a.membership()
+	return mem != nil && mem.Fenced()
+}
+
+// peerAddrs maps every node of st but self to its first address of the
+// family of bind: where its lbd listens for heartbeats.
+func peerAddrs(st *model.State, self string, bind netip.Addr) map[string]netip.Addr {
+	out := make(map[string]netip.Addr, len(st.Nodes))
+	for _, n := range st.Nodes {
+		if n.Name == self {
+			continue
+		}
+		for _, ad := range n.Addrs {
+			if ad.Unmap().Is4() == bind.Unmap().Is4() {
+				out[n.Name] = ad.Unmap()
+				break
+			}
+		}
+	}
+	return out
 }
 
 // allocate fills in VIPs in static mode. Services whose allocation fails
@@ -249,11 +399,22 @@ func (a *Agent) allocate(in *model.State) (*model.State, []error) {
 // interfaceIPv4 returns the first global IPv4 address of iface: the node's
 // address on the VLAN and the SNAT source.
 func interfaceIPv4(iface string) (netip.Addr, error) {
+	ip, err := interfaceAddr(iface, unix.AF_INET)
+	if err == errNoAddr {
+		return ip, fmt.Errorf("interface %s has no IPv4 address: lbd needs one as the SNAT source", iface)
+	}
+	return ip, err
+}
+
+var errNoAddr = errors.New("no global address")
+
+// interfaceAddr returns the first global unicast address of family fam.
+func interfaceAddr(iface string, fam int) (netip.Addr, error) {
 	l, err := netlink.LinkByName(iface)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("find interface %s: %w", iface, err)
 	}
-	addrs, err := netlink.AddrList(l, unix.AF_INET)
+	addrs, err := netlink.AddrList(l, fam)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("list addresses of %s: %w", iface, err)
 	}
@@ -262,5 +423,5 @@ func interfaceIPv4(iface string) (netip.Addr, error) {
 			return ip.Unmap(), nil
 		}
 	}
-	return netip.Addr{}, fmt.Errorf("interface %s has no IPv4 address: lbd needs one as the SNAT source", iface)
+	return netip.Addr{}, errNoAddr
 }

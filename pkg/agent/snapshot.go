@@ -55,6 +55,20 @@ func (a *Agent) Snapshot() status.Status {
 		}
 		out.Pools = append(out.Pools, ps)
 	}
+	if mem := a.membership(); mem != nil {
+		fenced := mem.Fenced()
+		out.Members = append(out.Members, status.Member{Node: a.cfg.NodeName, Addr: a.cfg.Datapath.NodeIP4.String(), Healthy: !fenced})
+		healthy := 0
+		for _, m := range mem.Members() {
+			out.Members = append(out.Members, status.Member{Node: m.Node, Addr: m.Addr.String(), Healthy: m.Healthy})
+			if m.Healthy {
+				healthy++
+			}
+		}
+		if fenced {
+			out.Warnings = append(out.Warnings, fmt.Sprintf("fenced: this node hears %d of %d peers and announces nothing", healthy, len(out.Members)-1))
+		}
+	}
 	if st == nil {
 		return out
 	}
@@ -68,7 +82,7 @@ func (a *Agent) Snapshot() status.Status {
 			out.Errors = append(out.Errors, fmt.Sprintf("read datapath counters: %v", err))
 		}
 	}
-	live := func(string) bool { return true }
+	live := a.liveFunc()
 	byVIP := map[netip.Addr]*status.VIP{}
 	var order []netip.Addr
 	for i := range st.Services {

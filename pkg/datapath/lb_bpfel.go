@@ -57,7 +57,8 @@ type lbLbCt struct {
 type lbLbCtFlags uint32
 
 const (
-	lbLbCtFlagsLB_CT_SNAT lbLbCtFlags = 1
+	lbLbCtFlagsLB_CT_SNAT    lbLbCtFlags = 1
+	lbLbCtFlagsLB_CT_CLOSING lbLbCtFlags = 2
 )
 
 type lbLbFlowKey struct {

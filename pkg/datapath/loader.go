@@ -28,6 +28,9 @@ type Options struct {
 	// SNATed flows to remote backends. Required for externalTrafficPolicy:
 	// Cluster to remote backends.
 	NodeIP4 netip.Addr
+	// NodeIP6 is the same for IPv6 (optional: without it, IPv6 services
+	// reach only local backends or use externalTrafficPolicy: Local).
+	NodeIP6 netip.Addr
 	// MaglevSize is the per-service Maglev table size, a prime
 	// (default DefaultMaglevSize).
 	MaglevSize uint32
@@ -97,7 +100,12 @@ func loadSpec(o *Options) (*ebpf.CollectionSpec, error) {
 	if o.NodeIP4.IsValid() {
 		ip4 = o.NodeIP4.As4()
 	}
+	var ip6 [16]byte
+	if o.NodeIP6.IsValid() && o.NodeIP6.Is6() && !o.NodeIP6.Is4In6() {
+		ip6 = o.NodeIP6.As16()
+	}
 	set := map[string]any{
+		lbVarNodeIp6:           ip6,
 		lbVarNodeIp4:           ip4, // network order, like the packet
 		lbVarMaglevSize:        o.MaglevSize,
 		lbVarSnatPortMin:       o.SNATPortMin,

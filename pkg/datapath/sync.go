@@ -55,32 +55,28 @@ type desired struct {
 // programs every VIP, owner or not, so a takeover needs no map writes.
 // Backends are the ready endpoints (for externalTrafficPolicy: Local only
 // those on self); when none is ready, serving terminating endpoints are used
-// (as kube-proxy does) so a rolling restart does not black-hole. IPv6 VIPs
-// are skipped with an error until the IPv6 datapath lands.
+// (as kube-proxy does) so a rolling restart does not black-hole. Backends are
+// of the VIP's family only (IPv4 VIPs to IPv4 pods, IPv6 to IPv6).
 func Desired(st *model.State, self string) (map[frontendKey]desired, error) {
 	out := make(map[frontendKey]desired)
 	var errs []error
 	for i := range st.Services {
 		svc := &st.Services[i]
 		for _, vip := range svc.VIPs {
-			if !vip.Is4() {
-				errs = append(errs, fmt.Errorf("service %s: VIP %s: IPv6 datapath not supported yet", svc.Key, vip))
-				continue
-			}
 			for _, sp := range svc.Ports {
 				fk := frontendKey{VIP: vip, Port: sp.Port, Proto: sp.Protocol}
 				if prev, dup := out[fk]; dup {
 					errs = append(errs, fmt.Errorf("service %s: %s:%d/%s already used by %s", svc.Key, vip, sp.Port, sp.Protocol, prev.svc))
 					continue
 				}
-				out[fk] = desiredFor(svc, sp, self)
+				out[fk] = desiredFor(svc, sp, vip, self)
 			}
 		}
 	}
 	return out, errors.Join(errs...)
 }
 
-func desiredFor(svc *model.Service, sp model.ServicePort, self string) desired {
+func desiredFor(svc *model.Service, sp model.ServicePort, vip netip.Addr, self string) desired {
 	d := desired{svc: svc.Key, ranges: svc.SourceRanges}
 	local := svc.TrafficPolicy == model.PolicyLocal
 	if local {
@@ -96,7 +92,9 @@ func desiredFor(svc *model.Service, sp model.ServicePort, self string) desired {
 	pick := func(ok func(model.Endpoint) bool) []backendKey {
 		var bs []backendKey
 		for _, ep := range svc.Endpoints {
-			if !ok(ep) || (local && ep.NodeName != self) {
+			// A VIP's backends are of its family: the datapath
+			// translates addresses, not protocols.
+			if !ok(ep) || (local && ep.NodeName != self) || ep.Addr.Is4() != vip.Is4() {
 				continue
 			}
 			port, has := ep.PortFor(sp)

@@ -19,7 +19,8 @@ import (
 
 // Status is the part of lbd's status the lab reads.
 type Status struct {
-	VIPs []VIPStatus
+	VIPs     []VIPStatus
+	Warnings []string
 }
 
 // VIPStatus is one allocated VIP.
@@ -59,12 +60,13 @@ func (s *Status) VIPFor(service string) (VIPStatus, bool) {
 // port, protocol and name. Unknown fields are ignored.
 func ParseStatus(b []byte) (*Status, error) {
 	var raw struct {
-		VIPs []map[string]json.RawMessage `json:"vips"`
+		VIPs     []map[string]json.RawMessage `json:"vips"`
+		Warnings []string                     `json:"warnings"`
 	}
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return nil, fmt.Errorf("parse lbd status: %w", err)
 	}
-	st := &Status{}
+	st := &Status{Warnings: raw.Warnings}
 	for i, m := range raw.VIPs {
 		var v VIPStatus
 		addr := firstString(m, "vip", "address", "ip")

@@ -5,12 +5,16 @@
 //	lab demo  --lbd PATH --podserver PATH [--requests N]
 //	lab up    --lbd PATH --podserver PATH [--no-lbd]
 //	lab clean [--prefix lbd-XXXX]
+//	lab failover-bench --lbd PATH --podserver PATH [--runs N] [--events LIST] [--max-time D]
 //
 // demo builds the lab, waits for the VIPs, sends N HTTP requests from the
 // client to each VIP:80, prints the owner's "lbd status", tears down, and
 // prints one summary line per VIP; it exits 1 if any request failed. up
 // builds the lab and keeps it until Ctrl-C. clean removes what crashed runs
-// left behind. Needs root.
+// left behind. failover-bench makes the owner of the internal VIP go away
+// (see lab.FailoverEvents) N times per event, restoring it after each, and
+// prints "bench: failover <event> median <s> worst <s>" per event. Needs
+// root.
 package main
 
 import (
@@ -21,6 +25,8 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -41,6 +47,8 @@ func main() {
 		err = up(ctx, os.Args[2:])
 	case "clean":
 		err = clean(ctx, os.Args[2:])
+	case "failover-bench":
+		err = failoverBench(ctx, os.Args[2:])
 	default:
 		usage()
 	}
@@ -55,7 +63,8 @@ func usage() {
 	fmt.Fprintln(os.Stderr, `usage:
   lab demo  --lbd PATH --podserver PATH [--requests N]
   lab up    --lbd PATH --podserver PATH [--no-lbd]
-  lab clean [--prefix lbd-XXXX]`)
+  lab clean [--prefix lbd-XXXX]
+  lab failover-bench --lbd PATH --podserver PATH [--runs N] [--events sigkill,graceful,link-loss] [--max-time 4m]`)
 	os.Exit(2)
 }
 
@@ -205,4 +214,91 @@ func clean(ctx context.Context, args []string) error {
 		fmt.Println("nothing to clean")
 	}
 	return err
+}
+
+// failoverBench measures takeover times. Each run is one failover and one
+// restore; runs stop early once max-time has passed, so the whole bench
+// stays bounded whatever the machine's speed.
+func failoverBench(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("failover-bench", flag.ExitOnError)
+	lbd := fs.String("lbd", "", "path of the lbd binary (required)")
+	podserver := fs.String("podserver", "", "path of the podserver binary (required)")
+	runs := fs.Int("runs", 10, "failovers per event")
+	events := fs.String("events", "sigkill,link-loss,graceful", "comma-separated events: sigkill, graceful, link-loss")
+	maxTime := fs.Duration("max-time", 4*time.Minute, "stop starting runs after this long")
+	limit := fs.Duration("limit", 5*time.Second, "a takeover slower than this fails the run")
+	_ = fs.Parse(args)
+	if *lbd == "" || *podserver == "" {
+		return errors.New("--lbd and --podserver are required")
+	}
+	var evs []lab.FailoverEvent
+	for _, e := range strings.Split(*events, ",") {
+		ev := lab.FailoverEvent(strings.TrimSpace(e))
+		if !slices.Contains(lab.FailoverEvents, ev) {
+			return fmt.Errorf("unknown event %q", e)
+		}
+		evs = append(evs, ev)
+	}
+	start := time.Now()
+	l, err := lab.New(ctx, lab.Options{LBD: *lbd, PodServer: *podserver, Logf: func(string, ...any) {}})
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	vips, err := l.WaitVIPs(ctx, l.Nodes[0], lab.ServiceInternal, lab.ServiceExternal)
+	if err != nil {
+		return err
+	}
+	all := []netip.Addr{vips[0].VIP, vips[1].VIP}
+	times := map[lab.FailoverEvent][]time.Duration{}
+	failed := map[lab.FailoverEvent]int{}
+	var runErr error
+	// Interleave the events so that a slow phase of the machine spreads
+	// over all of them.
+run:
+	for i := 0; i < *runs; i++ {
+		for _, ev := range evs {
+			if time.Since(start) > *maxTime || ctx.Err() != nil {
+				logf("stopping after %s", time.Since(start).Round(time.Second))
+				break run
+			}
+			res, old, err := l.Failover(ctx, vips[0].VIP, ev, *limit)
+			if err != nil {
+				runErr = fmt.Errorf("run %d %s: %w", i+1, ev, err)
+				break run
+			}
+			logf("run %d %s", i+1, res)
+			times[ev] = append(times[ev], res.Takeover)
+			failed[ev] += res.Failed
+			if _, err := l.Restore(ctx, old, ev, all); err != nil {
+				runErr = fmt.Errorf("run %d restore after %s: %w", i+1, ev, err)
+				break run
+			}
+		}
+	}
+	if runErr != nil {
+		logf("process logs:%s", l.LogTails(20))
+	}
+	if err := l.Close(); err != nil {
+		logf("teardown: %v", err)
+	}
+	for _, ev := range evs {
+		ts := times[ev]
+		if len(ts) == 0 {
+			continue
+		}
+		slices.Sort(ts)
+		fmt.Printf("bench: failover %s median %.2f s worst %.2f s (%d runs, %d requests failed)\n",
+			ev, median(ts).Seconds(), ts[len(ts)-1].Seconds(), len(ts), failed[ev])
+	}
+	return runErr
+}
+
+// median of sorted ts.
+func median(ts []time.Duration) time.Duration {
+	n := len(ts)
+	if n%2 == 1 {
+		return ts[n/2]
+	}
+	return (ts[n/2-1] + ts[n/2]) / 2
 }

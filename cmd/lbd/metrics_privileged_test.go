@@ -1,0 +1,262 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/lbd-project/lbd/internal/testutil"
+)
+
+// metricsManifests is a one-node static cluster: the reference pools and
+// one TCP Service with a backend on this node.
+const metricsManifests = `apiVersion: v1
+kind: Node
+metadata:
+  name: node-1
+status:
+  addresses:
+    - type: InternalIP
+      address: 10.20.0.51
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: default
+spec:
+  type: LoadBalancer
+  ports:
+    - name: http
+      port: 80
+      protocol: TCP
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: web-1
+  namespace: default
+  labels:
+    kubernetes.io/service-name: web
+addressType: IPv4
+ports:
+  - name: http
+    port: 8080
+    protocol: TCP
+endpoints:
+  - addresses: ["10.241.1.10"]
+    nodeName: node-1
+    conditions:
+      ready: true
+---
+`
+
+// TestPrivilegedMetricsEndToEnd runs the real lbd binary in a node
+// namespace, sends a client's TCP SYNs to the VIP from a second namespace
+// over a veth (real ARP), and scrapes /metrics and /readyz over HTTP in the
+// node namespace: the per-frontend counters come from the BPF maps.
+func TestPrivilegedMetricsEndToEnd(t *testing.T) {
+	testutil.Privileged(t)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "lbd")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	if out, _ := exec.Command(bin, "run", "-h").CombinedOutput(); !strings.Contains(string(out), "-metrics-addr") {
+		t.Fatal("lbd run has no --metrics-addr flag: run.go must call startMetrics (see cmd/lbd/metrics.go)")
+	}
+	pools, err := os.ReadFile("../../deploy/examples/reference-pools.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifests := filepath.Join(dir, "cluster.yaml")
+	if err := os.WriteFile(manifests, append([]byte(metricsManifests), pools...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	node, client := testutil.NewNetNS(t), testutil.NewNetNS(t)
+	if err := node.Do(func() error {
+		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "veth0"}, PeerName: "veth1"}); err != nil {
+			return fmt.Errorf("add veth: %w", err)
+		}
+		peer, err := netlink.LinkByName("veth1")
+		if err != nil {
+			return err
+		}
+		if err := netlink.LinkSetNsFd(peer, int(client.Handle())); err != nil {
+			return fmt.Errorf("move veth1: %w", err)
+		}
+		return linkUp("veth0", "10.20.0.51/22")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Do(func() error { return linkUp("veth1", "10.20.0.200/22") }); err != nil {
+		t.Fatal(err)
+	}
+
+	pinDir := fmt.Sprintf("/sys/fs/bpf/lbd-test-%d-metrics", os.Getpid())
+	cmd := exec.Command("nsenter", "--net="+node.Path(), bin, "run",
+		"--node-name=node-1", "--manifests="+manifests, "--interface=veth0",
+		"--pin-dir="+pinDir, "--socket="+filepath.Join(dir, "lbd.sock"),
+		"--metrics-addr=127.0.0.1:9474")
+	logf, err := os.Create(filepath.Join(dir, "lbd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		exec.Command("nsenter", "--net="+node.Path(), bin, "run", "--cleanup", "--pin-dir="+pinDir).Run()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("lbd log:\n%s", b)
+		}
+	})
+
+	// HTTP from inside the node namespace: the dialer opens its socket
+	// there; the connection is then usable from any thread.
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var c net.Conn
+			err := node.Do(func() (err error) {
+				c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+				return err
+			})
+			return c, err
+		},
+	}}
+	get := func(path string) (int, string, error) {
+		resp, err := hc.Get("http://127.0.0.1:9474" + path)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), err
+	}
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, body, err := get("/readyz")
+		if err == nil && code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz never 200: %d %q %v", code, body, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	_, body, err := get("/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := parseMetrics(t, body)
+	vip := ""
+	for k := range m {
+		if s, ok := strings.CutPrefix(k, `lbd_vip_owner_info{owner="node-1",vip="`); ok {
+			vip = strings.TrimSuffix(s, `"}`)
+		}
+	}
+	if addr, err := netip.ParseAddr(vip); err != nil || !netip.MustParsePrefix("10.20.1.0/25").Contains(addr) {
+		t.Fatalf("no VIP from the internal pool owned by node-1 in:\n%s", body)
+	}
+	for k, want := range map[string]float64{
+		"lbd_vips_owned":                                                 1,
+		`lbd_pool_addresses{pool="internal"}`:                            127,
+		`lbd_pool_addresses_used{pool="internal"}`:                       1,
+		`lbd_datapath_attached_info{interface="veth0",mode="tcx"}`:       1,
+		`lbd_backends_ready{port="80",protocol="TCP",vip="` + vip + `"}`: 1,
+		"lbd_errors": 0,
+	} {
+		if got, ok := m[k]; !ok || got != want {
+			t.Errorf("%s = %v (present %v), want %v", k, got, ok, want)
+		}
+	}
+	key := `{port="80",protocol="TCP",vip="` + vip + `"}`
+	before := m["lbd_datapath_packets_total"+key]
+
+	// Three connection attempts from the client: ARP resolves the VIP to
+	// the node, the SYNs go through the datapath (the backend itself does
+	// not exist, so they time out after being counted).
+	if err := client.Do(func() error {
+		for range 3 {
+			c, err := net.DialTimeout("tcp", net.JoinHostPort(vip, "80"), 300*time.Millisecond)
+			if err == nil {
+				c.Close()
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, body, err = get("/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = parseMetrics(t, body)
+	if got := m["lbd_datapath_packets_total"+key] - before; got < 3 {
+		t.Errorf("lbd_datapath_packets_total%s grew by %v after 3 SYNs, want >= 3", key, got)
+	}
+	if got := m["lbd_datapath_new_flows_total"+key]; got < 1 {
+		t.Errorf("lbd_datapath_new_flows_total%s = %v, want >= 1", key, got)
+	}
+	if got := m["lbd_arp_ndp_answered_total"]; got < 1 {
+		t.Errorf("lbd_arp_ndp_answered_total = %v, want >= 1 (the client resolved the VIP)", got)
+	}
+}
+
+func linkUp(name, prefix string) error {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return err
+	}
+	a, err := netlink.ParseAddr(prefix)
+	if err != nil {
+		return err
+	}
+	if err := netlink.AddrAdd(l, a); err != nil {
+		return fmt.Errorf("add %s to %s: %w", prefix, name, err)
+	}
+	return netlink.LinkSetUp(l)
+}
+
+var sampleRE = regexp.MustCompile(`^(lbd_[a-z_]+(?:\{[^}]*\})?) (\S+)$`)
+
+// parseMetrics maps "name{labels}" to the value of every lbd_ sample.
+func parseMetrics(t *testing.T, body string) map[string]float64 {
+	t.Helper()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(strings.NewReader(body))
+	for sc.Scan() {
+		if m := sampleRE.FindStringSubmatch(sc.Text()); m != nil {
+			v, err := strconv.ParseFloat(m[2], 64)
+			if err != nil {
+				t.Fatalf("sample %q: %v", sc.Text(), err)
+			}
+			out[m[1]] = v
+		}
+	}
+	return out
+}

@@ -1,0 +1,382 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/retry"
+
+	"github.com/lbd-project/lbd/pkg/apis/v1alpha1"
+	"github.com/lbd-project/lbd/pkg/config"
+	"github.com/lbd-project/lbd/pkg/ipam"
+	"github.com/lbd-project/lbd/pkg/model"
+	"github.com/lbd-project/lbd/pkg/source/kube"
+)
+
+// Event reasons on Services.
+const (
+	ReasonIPAllocated      = "IPAllocated"
+	ReasonAllocationFailed = "AllocationFailed"
+	ReasonInvalidService   = "InvalidService"
+)
+
+const (
+	// coalesce folds a burst of informer events into one pass.
+	coalesce = 10 * time.Millisecond
+	// retryAfter is the delay before a pass that failed to write is
+	// retried; later events retry sooner.
+	retryAfter = time.Second
+)
+
+// term is one leadership term's state. It is only touched by lead's
+// goroutine.
+type termState struct {
+	c   *Controller
+	inf *kube.Informers
+	rec record.EventRecorder
+
+	alloc *ipam.Allocator
+	// poolsKey identifies the pool specs alloc was built from.
+	poolsKey string
+	// written is what this term last wrote to (or restored from) each
+	// Service's status: the cache lags our own writes, and a pass that
+	// trusted it could hand an address out twice.
+	written map[model.ServiceKey][]netip.Addr
+	// refused is the last AllocationFailed or InvalidService message per
+	// Service, so a persisting refusal is reported once.
+	refused map[model.ServiceKey]string
+}
+
+// lead runs one term: caches, restore, then a pass per change.
+func (c *Controller) lead(ctx context.Context) error {
+	inf, err := kube.NewInformers(c.cfg.Clients, kube.Services|kube.Namespaces|kube.Pools)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel()
+		inf.Shutdown()
+	}()
+	bc := record.NewBroadcaster(record.WithContext(ctx))
+	defer bc.Shutdown()
+	bc.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.cfg.Clients.Kube.CoreV1().Events("")})
+	t := &termState{
+		c:       c,
+		inf:     inf,
+		rec:     bc.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "lbd-ipam"}),
+		written: make(map[model.ServiceKey][]netip.Addr),
+		refused: make(map[model.ServiceKey]string),
+	}
+
+	inf.Start(ctx)
+	// Nothing is assigned before every Service is known: restoring from
+	// a partial cache could hand out an address in use.
+	if err := inf.WaitForCacheSync(ctx); err != nil {
+		return err
+	}
+	retry := time.NewTimer(0) // the first pass runs at once
+	pending := time.NewTimer(time.Hour)
+	pending.Stop()
+	defer retry.Stop()
+	defer pending.Stop()
+	waiting := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-inf.Changed():
+			// A fixed window from the first change, not extended by
+			// later ones, so steady churn cannot starve the pass.
+			if !waiting {
+				waiting = true
+				pending.Reset(coalesce)
+			}
+			continue
+		case <-pending.C:
+			waiting = false
+		case <-retry.C:
+		}
+		if err := t.pass(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			c.log.Warn("ipam pass incomplete; retrying", "op", "reconcile", "err", err)
+			retry.Reset(retryAfter)
+		}
+	}
+}
+
+// pass reconciles every Service once. The error joins what could not be
+// written; everything else was done.
+func (t *termState) pass(ctx context.Context) error {
+	log := t.c.log
+	res, decodeErr := t.inf.Resources()
+	if decodeErr != nil {
+		log.Warn("IPPools left out", "op", "decode", "err", decodeErr)
+	}
+	st, convErr := config.For(res, t.c.cfg.Options)
+	invalid := invalidServices(convErr)
+
+	if key := poolsKey(res); t.alloc == nil || key != t.poolsKey {
+		alloc, err := ipam.New(st.Pools)
+		if err != nil {
+			// pkg/config already validated the pools, so this is a
+			// bug; keep the old allocator rather than none.
+			return fmt.Errorf("build allocator: %w", err)
+		}
+		t.restore(alloc, st)
+		t.alloc, t.poolsKey = alloc, key
+	}
+
+	wanted := make(map[model.ServiceKey]bool, len(st.Services))
+	for _, svc := range st.Services {
+		wanted[svc.Key] = true
+	}
+	var errs []error
+
+	// Releases first, so addresses freed now serve refused Services
+	// below, in this same pass.
+	for key := range t.written {
+		if wanted[key] {
+			continue
+		}
+		t.alloc.Release(key)
+		delete(t.written, key)
+		log.Info("released", "op", "release", "svc", key)
+	}
+	for _, obj := range t.inf.AllServices() {
+		key := model.ServiceKey{Namespace: obj.Namespace, Name: obj.Name}
+		if wanted[key] {
+			continue
+		}
+		if msg, bad := invalid[key]; bad {
+			t.refuse(obj, ReasonInvalidService, msg)
+		} else {
+			delete(t.refused, key)
+		}
+		// Clear what lbd published for a Service it no longer serves:
+		// one that left type LoadBalancer, or that is invalid. One that
+		// moved to another class keeps its status: that class's
+		// controller owns it now.
+		if len(obj.Status.LoadBalancer.Ingress) > 0 && (obj.Spec.Type != corev1.ServiceTypeLoadBalancer || invalid[key] != "") {
+			if err := t.writeStatus(ctx, key, nil); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+
+	for i := range st.Services {
+		svc := &st.Services[i]
+		cur, known := t.written[svc.Key]
+		if !known {
+			cur = svc.VIPs
+		}
+		addrs, err := t.alloc.Assign(svc)
+		if err != nil {
+			if len(cur) > 0 {
+				if werr := t.writeStatus(ctx, svc.Key, nil); werr != nil {
+					errs = append(errs, werr)
+				}
+			}
+			delete(t.written, svc.Key)
+			if obj, ok := t.inf.Service(svc.Key.Namespace, svc.Key.Name); ok {
+				t.refuse(obj, ReasonAllocationFailed, err.Error())
+			}
+			continue
+		}
+		delete(t.refused, svc.Key)
+		if sameAddrs(addrs, cur) {
+			t.written[svc.Key] = addrs
+			continue
+		}
+		if err := t.writeStatus(ctx, svc.Key, addrs); err != nil {
+			// The allocator keeps the addresses; the next pass
+			// writes them.
+			errs = append(errs, err)
+			continue
+		}
+		t.written[svc.Key] = addrs
+		pool, _ := t.alloc.PoolOf(addrs[0])
+		log.Info("allocated", "op", "assign", "svc", svc.Key, "ip", addrs, "pool", pool)
+		if obj, ok := t.inf.Service(svc.Key.Namespace, svc.Key.Name); ok {
+			t.rec.Eventf(obj, corev1.EventTypeNormal, ReasonIPAllocated, "Assigned IP %s from pool %s", joinAddrs(addrs), pool)
+		}
+	}
+	errs = append(errs, t.poolStatus(ctx, res.Pools)...)
+	return errors.Join(errs...)
+}
+
+// poolStatus publishes each pool's usage in its status, when it changed.
+func (t *termState) poolStatus(ctx context.Context, pools []v1alpha1.IPPool) []error {
+	stats := make(map[string]ipam.PoolStats)
+	for _, ps := range t.alloc.Stats() {
+		stats[ps.Name] = ps
+	}
+	var errs []error
+	for i := range pools {
+		p := &pools[i]
+		ps, ok := stats[p.Name]
+		if !ok {
+			continue // invalid, left out by pkg/config
+		}
+		total, used := strconv.FormatUint(ps.Total, 10), strconv.FormatUint(ps.Used, 10)
+		if p.Status.AddressesTotal == total && p.Status.AddressesUsed == used {
+			continue
+		}
+		upd := p.DeepCopy()
+		upd.Status.AddressesTotal, upd.Status.AddressesUsed = total, used
+		obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(upd)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("encode IPPool %s: %w", p.Name, err))
+			continue
+		}
+		u := &unstructured.Unstructured{Object: obj}
+		u.SetAPIVersion(v1alpha1.GroupVersion.String())
+		u.SetKind(v1alpha1.KindIPPool)
+		// A conflict means the pool changed; its event brings another
+		// pass, which writes from the newer object.
+		_, err = t.c.cfg.Clients.Dynamic.Resource(kube.IPPoolsResource).UpdateStatus(ctx, u, metav1.UpdateOptions{})
+		if err != nil && !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("write status of IPPool %s: %w", p.Name, err))
+		}
+	}
+	return errs
+}
+
+// restore records every Service's current addresses in a new allocator,
+// in key order, so that of two Services claiming one address the same one
+// wins on every restart.
+func (t *termState) restore(alloc *ipam.Allocator, st *model.State) {
+	restored := 0
+	for i := range st.Services {
+		svc := &st.Services[i]
+		ips, known := t.written[svc.Key]
+		if !known {
+			ips = svc.VIPs
+		}
+		if len(ips) == 0 {
+			continue
+		}
+		if err := alloc.Restore(svc, ips); err != nil {
+			// Assign, in the pass, moves the Service to an address
+			// it may have, and reports why if there is none.
+			t.c.log.Warn("current address not kept", "op", "restore", "svc", svc.Key, "ip", ips, "err", err)
+		}
+		// Remember what status says, so the pass compares against it.
+		t.written[svc.Key] = ips
+		restored++
+	}
+	t.c.log.Info("allocations restored", "op", "restore", "services", restored, "pools", len(st.Pools))
+}
+
+// refuse reports, once per distinct message, why obj has no address.
+func (t *termState) refuse(obj *corev1.Service, reason, msg string) {
+	key := model.ServiceKey{Namespace: obj.Namespace, Name: obj.Name}
+	if t.refused[key] == msg {
+		return
+	}
+	t.refused[key] = msg
+	t.c.log.Warn("no address", "op", "assign", "svc", key, "reason", reason, "err", msg)
+	t.rec.Event(obj, corev1.EventTypeWarning, reason, msg)
+}
+
+// writeStatus sets status.loadBalancer.ingress of a Service through the
+// status subresource; nil clears it. It reads the Service fresh on a
+// conflict, as the cached copy may be older than the server's.
+func (t *termState) writeStatus(ctx context.Context, key model.ServiceKey, addrs []netip.Addr) error {
+	svcs := t.c.cfg.Clients.Kube.CoreV1().Services(key.Namespace)
+	var ingress []corev1.LoadBalancerIngress
+	for _, a := range addrs {
+		ingress = append(ingress, corev1.LoadBalancerIngress{IP: a.String(), IPMode: ptr(corev1.LoadBalancerIPModeVIP)})
+	}
+	obj, ok := t.inf.Service(key.Namespace, key.Name)
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if !ok {
+			var err error
+			if obj, err = svcs.Get(ctx, key.Name, metav1.GetOptions{}); err != nil {
+				return err
+			}
+		}
+		ok = false // after a conflict, read fresh
+		upd := obj.DeepCopy()
+		upd.Status.LoadBalancer.Ingress = ingress
+		_, err := svcs.UpdateStatus(ctx, upd, metav1.UpdateOptions{})
+		return err
+	})
+	if apierrors.IsNotFound(err) {
+		return nil // deleted meanwhile; its delete event releases it
+	}
+	if err != nil {
+		return fmt.Errorf("write status of %s: %w", key, err)
+	}
+	return nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// invalidServices maps the Services pkg/config left out to why.
+func invalidServices(err error) map[model.ServiceKey]string {
+	out := map[model.ServiceKey]string{}
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else if err != nil {
+		errs = []error{err}
+	}
+	for _, e := range errs {
+		var fe *config.FieldError
+		if !errors.As(e, &fe) || fe.Kind != "Service" {
+			continue
+		}
+		key := model.ServiceKey{Namespace: fe.Namespace, Name: fe.Name}
+		if prev := out[key]; prev != "" {
+			out[key] = prev + "; " + fe.Error()
+		} else {
+			out[key] = fe.Error()
+		}
+	}
+	return out
+}
+
+// poolsKey identifies the pools' specs: the allocator is rebuilt, and
+// every allocation restored into it, only when one changes.
+func poolsKey(r config.Resources) string {
+	var ids []string
+	for _, p := range r.Pools {
+		ids = append(ids, fmt.Sprintf("%s/%s/%d", p.Name, p.UID, p.Generation))
+	}
+	slices.Sort(ids)
+	return strings.Join(ids, ",")
+}
+
+func sameAddrs(a, b []netip.Addr) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.SortFunc(a, netip.Addr.Compare)
+	slices.SortFunc(b, netip.Addr.Compare)
+	return slices.Equal(a, b)
+}
+
+func joinAddrs(addrs []netip.Addr) string {
+	s := make([]string, len(addrs))
+	for i, a := range addrs {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ",")
+}
