@@ -10,7 +10,7 @@
  * remote backends under externalTrafficPolicy: Cluster. */
 volatile const __be32 node_ip4 = 0;
 /* The same for IPv6 (all zero: no IPv6 SNAT source). */
-volatile const __u8 node_ip6[16] = {};
+volatile const __u32 node_ip6[4] = {}; /* network order */
 /* Maglev table size per service (a prime); index = id * maglev_size + slot. */
 volatile const __u32 maglev_size = 1021;
 /* SNAT source ports for remote backends, host order, inclusive. Keep them out

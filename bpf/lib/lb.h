@@ -149,8 +149,8 @@ static __always_inline int lb_rewrite4(void *ctx, const bool xdp, const struct l
 static __always_inline int lb_node_addr(__u8 fam, __u8 *out)
 {
 	if (fam == 6) {
-		__u32 w[4];
-		__builtin_memcpy(w, (const void *)node_ip6, 16);
+		/* Read through volatile, or clang folds the zero initialiser. */
+		__u32 w[4] = {node_ip6[0], node_ip6[1], node_ip6[2], node_ip6[3]};
 		if ((w[0] | w[1] | w[2] | w[3]) == 0)
 			return 0;
 		__builtin_memcpy(out, w, 16);
