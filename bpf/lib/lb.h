@@ -96,10 +96,34 @@ static __always_inline int lb_rewrite_addrs4(void *ctx, const bool xdp, __be32 o
 	return 0;
 }
 
-/* lb_rewrite4 replaces addresses and ports of an IPv4 TCP/UDP packet and
- * fixes the checksums. XDP fixes the L4 checksum in place; TC uses
+/* lb_l4_csum fixes the TCP/UDP checksum at csum_off for addresses o -> n
+ * (size bytes) and ports op -> np. XDP updates it in place; TC uses
  * bpf_l4_csum_replace, which is correct for CHECKSUM_PARTIAL skbs (only the
- * pseudo-header part is folded into a partial checksum). */
+ * pseudo-header part is folded into a partial checksum). An IPv4 UDP
+ * checksum of 0 (none) stays 0 (v4zero). */
+static __always_inline int lb_l4_csum(void *ctx, const bool xdp, __u16 *csum, __u32 csum_off, int udp,
+				      int v4zero, __be32 *o, __be32 *n, __u32 size, __be32 *op, __be32 *np)
+{
+	if (xdp) {
+		if (v4zero && *csum == 0)
+			return 0;
+		__u16 c = lb_csum_update(*csum, o, n, size);
+		c = lb_csum_update(c, op, np, 4);
+		*csum = (udp && c == 0) ? 0xffff : c;
+		return 0;
+	}
+	__u64 mangled = udp ? BPF_F_MARK_MANGLED_0 : 0;
+	__s64 ad = bpf_csum_diff(o, size, n, size, 0);
+	__s64 pd = bpf_csum_diff(op, 4, np, 4, 0);
+	if (bpf_l4_csum_replace(ctx, csum_off, 0, (__u32)ad, BPF_F_PSEUDO_HDR | mangled))
+		return -1;
+	if (bpf_l4_csum_replace(ctx, csum_off, 0, (__u32)pd, mangled))
+		return -1;
+	return 0;
+}
+
+/* lb_rewrite4 replaces addresses and ports of an IPv4 TCP/UDP packet and
+ * fixes the checksums. */
 static __always_inline int lb_rewrite4(void *ctx, const bool xdp, const struct lb_pkt *p,
 				       __be32 saddr, __be32 daddr, __be16 sport, __be16 dport)
 {
@@ -125,23 +149,7 @@ static __always_inline int lb_rewrite4(void *ctx, const bool xdp, const struct l
 	if ((void *)(csum + 1) > data_end)
 		return -1;
 	int udp = p->proto == IPPROTO_UDP;
-	if (xdp) {
-		if (udp && *csum == 0)
-			return 0; /* UDP without checksum stays without */
-		__be32 o[3] = {oaddr[0], oaddr[1], oports};
-		__be32 n[3] = {naddr[0], naddr[1], nports};
-		__u16 c = lb_csum_update(*csum, o, n, sizeof(o));
-		*csum = (udp && c == 0) ? 0xffff : c;
-		return 0;
-	}
-	__u64 mangled = udp ? BPF_F_MARK_MANGLED_0 : 0;
-	__s64 ad = bpf_csum_diff(oaddr, sizeof(oaddr), naddr, sizeof(naddr), 0);
-	__s64 pd = bpf_csum_diff(&oports, 4, &nports, 4, 0);
-	if (bpf_l4_csum_replace(ctx, csum_off, 0, (__u32)ad, BPF_F_PSEUDO_HDR | mangled))
-		return -1;
-	if (bpf_l4_csum_replace(ctx, csum_off, 0, (__u32)pd, mangled))
-		return -1;
-	return 0;
+	return lb_l4_csum(ctx, xdp, csum, csum_off, udp, udp, oaddr, naddr, sizeof(oaddr), &oports, &nports);
 }
 
 /* lb_node_addr writes the node's address of family fam (the SNAT source)
@@ -203,20 +211,7 @@ static __always_inline int lb_rewrite6(void *ctx, const bool xdp, const struct l
 	__u16 *csum = data + csum_off;
 	if ((void *)(csum + 1) > data_end)
 		return -1;
-	if (xdp) {
-		__u16 c = lb_csum_update(*csum, o, n, sizeof(o));
-		c = lb_csum_update(c, &oports, &nports, 4);
-		*csum = (udp && c == 0) ? 0xffff : c;
-		return 0;
-	}
-	__u64 mangled = udp ? BPF_F_MARK_MANGLED_0 : 0;
-	__s64 ad = bpf_csum_diff(o, sizeof(o), n, sizeof(n), 0);
-	__s64 pd = bpf_csum_diff(&oports, 4, &nports, 4, 0);
-	if (bpf_l4_csum_replace(ctx, csum_off, 0, (__u32)ad, BPF_F_PSEUDO_HDR | mangled))
-		return -1;
-	if (bpf_l4_csum_replace(ctx, csum_off, 0, (__u32)pd, mangled))
-		return -1;
-	return 0;
+	return lb_l4_csum(ctx, xdp, csum, csum_off, udp, 0, o, n, sizeof(o), &oports, &nports);
 }
 
 /* lb_xlate rewrites addresses and ports of a TCP/UDP packet of either
