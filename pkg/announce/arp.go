@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/mdlayher/arp"
@@ -25,16 +23,11 @@ import (
 // an IPv4 address on the interface (arp.New refuses one without), and an
 // interface that carries only VIPs is a valid setup.
 type arpResponder struct {
-	log   *slog.Logger
+	lifecycle
 	ifi   *net.Interface
 	conn  net.PacketConn
 	c     *counters
 	owned ownedSet
-	burst *burst
-
-	closing atomic.Bool
-	stop    chan struct{}
-	wg      sync.WaitGroup
 }
 
 // newARPResponder opens the ARP socket of ifi in the calling thread's
@@ -51,22 +44,13 @@ func newARPResponder(log *slog.Logger, ifi *net.Interface, c *counters) (*arpRes
 // Ethernet frames of ifi carrying EtherType ARP.
 func startARPResponder(log *slog.Logger, ifi *net.Interface, conn net.PacketConn, c *counters) *arpResponder {
 	r := &arpResponder{
-		log:  log.With("proto", "arp"),
-		ifi:  ifi,
-		conn: conn,
-		c:    c,
-		stop: make(chan struct{}),
+		lifecycle: lifecycle{name: "ARP", log: log.With("proto", "arp")},
+		ifi:       ifi,
+		conn:      conn,
+		c:         c,
 	}
 	r.burst = newBurst(gratuitousGaps, r.sendGratuitous)
-	r.wg.Add(2)
-	go func() {
-		defer r.wg.Done()
-		r.readLoop()
-	}()
-	go func() {
-		defer r.wg.Done()
-		r.burst.run()
-	}()
+	r.start(r.readLoop)
 	r.log.Info("ARP responder started", "mac", ifi.HardwareAddr.String())
 	return r
 }
@@ -86,18 +70,7 @@ func (r *arpResponder) set(vips []netip.Addr) {
 
 // close stops the goroutines and closes the socket; it returns once
 // both goroutines have returned.
-func (r *arpResponder) close() {
-	r.closing.Store(true)
-	close(r.stop)
-	// Stop the burst before closing the socket so that it never writes
-	// to a closed one; closing the socket is what unblocks ReadFrom.
-	r.burst.close()
-	if err := r.conn.Close(); err != nil {
-		r.log.Warn("close ARP socket", "error", err)
-	}
-	r.wg.Wait()
-	r.log.Info("ARP responder stopped")
-}
+func (r *arpResponder) close() { r.shutdown(r.conn) }
 
 func (r *arpResponder) readLoop() {
 	// ARP over Ethernet is 28 bytes in a frame of at most 64 with padding

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/mdlayher/ndp"
@@ -24,21 +23,16 @@ var allNodes = netip.IPv6LinkLocalAllNodes()
 // one interface and sends unsolicited Neighbor Advertisements when it
 // takes a VIP over.
 type ndpResponder struct {
-	log   *slog.Logger
+	lifecycle
 	ifi   *net.Interface
 	conn  *ndp.Conn
 	c     *counters
 	owned ownedSet
-	burst *burst
 
 	// groups counts the owned VIPs behind each joined solicited-node
 	// multicast group: VIPs that share their low 24 bits share a group.
 	groupsMu sync.Mutex
 	groups   map[netip.Addr]int
-
-	closing atomic.Bool
-	stop    chan struct{}
-	wg      sync.WaitGroup
 }
 
 // newNDPResponder opens an ICMPv6 socket bound to ifi's link-local
@@ -67,23 +61,14 @@ func newNDPResponder(log *slog.Logger, ifi *net.Interface, c *counters) (*ndpRes
 		return nil, fmt.Errorf("enable hop limit control messages on %s: %w", ifi.Name, err)
 	}
 	r := &ndpResponder{
-		log:    log.With("proto", "ndp"),
-		ifi:    ifi,
-		conn:   conn,
-		c:      c,
-		groups: make(map[netip.Addr]int),
-		stop:   make(chan struct{}),
+		lifecycle: lifecycle{name: "NDP", log: log.With("proto", "ndp")},
+		ifi:       ifi,
+		conn:      conn,
+		c:         c,
+		groups:    make(map[netip.Addr]int),
 	}
 	r.burst = newBurst(gratuitousGaps, r.sendUnsolicited)
-	r.wg.Add(2)
-	go func() {
-		defer r.wg.Done()
-		r.readLoop()
-	}()
-	go func() {
-		defer r.wg.Done()
-		r.burst.run()
-	}()
+	r.start(r.readLoop)
 	r.log.Info("NDP responder started", "mac", ifi.HardwareAddr.String())
 	return r, nil
 }
@@ -148,17 +133,7 @@ func (r *ndpResponder) leave(vip netip.Addr) error {
 
 // close stops the goroutines and closes the socket, which also drops
 // its multicast memberships; it returns once both goroutines returned.
-func (r *ndpResponder) close() {
-	r.closing.Store(true)
-	close(r.stop)
-	// As for ARP: burst first, so it never writes to a closed socket.
-	r.burst.close()
-	if err := r.conn.Close(); err != nil {
-		r.log.Warn("close NDP socket", "error", err)
-	}
-	r.wg.Wait()
-	r.log.Info("NDP responder stopped")
-}
+func (r *ndpResponder) close() { r.shutdown(r.conn) }
 
 func (r *ndpResponder) readLoop() {
 	for {

@@ -67,23 +67,16 @@ func (d *Datapath) Close() error {
 	return d.objs.Close()
 }
 
-// Cleanup detaches every program lbd attached and removes all its pins.
+// Cleanup detaches every program lbd attached and removes all its pins:
+// removing a link's pin drops its last reference, which detaches it.
 func Cleanup(pinDir string) error {
 	if pinDir == "" {
 		pinDir = DefaultPinDir
 	}
-	entries, _ := os.ReadDir(pinDir + "/links")
-	var errs []error
-	for _, e := range entries {
-		// Unpinning the last reference detaches the link.
-		if err := os.Remove(pinDir + "/links/" + e.Name()); err != nil {
-			errs = append(errs, err)
-		}
-	}
 	if err := os.RemoveAll(pinDir); err != nil {
-		errs = append(errs, err)
+		return fmt.Errorf("remove pins under %s: %w", pinDir, err)
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // Options returns the effective options.
