@@ -33,3 +33,8 @@ const enum lb_svc_flags *lb_unused_svc_flags __attribute__((unused));
 const enum lb_backend_flags *lb_unused_backend_flags __attribute__((unused));
 const enum lb_ct_flags *lb_unused_ct_flags __attribute__((unused));
 const enum lb_reason *lb_unused_reason __attribute__((unused));
+/* The same for the flow events of `lbd flows` (lib/flow.h). */
+const struct lb_flow_event *lb_unused_flow_event __attribute__((unused));
+const enum lb_flow_type *lb_unused_flow_type __attribute__((unused));
+const enum lb_flow_flags *lb_unused_flow_flags __attribute__((unused));
+const enum lb_flow_stat *lb_unused_flow_stat __attribute__((unused));

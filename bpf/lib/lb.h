@@ -18,6 +18,7 @@
 #include "csum.h"
 #include "stats.h"
 #include "reset.h"
+#include "flow.h"
 
 #define LB_AF_INET 2
 #define LB_AF_INET6 10
@@ -50,6 +51,16 @@ static __always_inline int lb_exit(void *ctx, const bool xdp, enum lb_action a, 
 	lb_count(r);
 	return lb_verdict(ctx, xdp, a, ifindex);
 }
+
+/* lb_now is the time of flow bookkeeping (last_seen, affinity): the
+ * coarse monotonic clock (CLOCK_MONOTONIC as of the last tick), which is a
+ * load where bpf_ktime_get_ns reads the clock source; the thresholds it
+ * serves are a second or more, the tick a few milliseconds. */
+static __always_inline __u64 lb_now(void) { return bpf_ktime_get_coarse_ns(); }
+
+/* lb_since is now - then, or 0 when then is later: an entry stamped by
+ * the precise clock (Go, tests) may be ahead of the coarse one. */
+static __always_inline __u64 lb_since(__u64 now, __u64 then) { return now > then ? now - then : 0; }
 
 static __always_inline __u32 lb_rol(__u32 w, __u32 s) { return (w << s) | (w >> (32 - s)); }
 
@@ -249,26 +260,30 @@ static __always_inline int lb_hop_dec(void *ctx, const bool xdp, __u8 fam)
  * CNI enforces policy; fast_local_redirect skips that, opt-in). A packet
  * with the node's own source (SNAT) can never go to the stack: the kernel
  * drops a local source arriving from outside as martian. */
-static __always_inline int lb_fwd(void *ctx, const bool xdp, __u8 fam, const __u8 *saddr, const __u8 *daddr,
-				  __u8 proto, __u16 ip_len, int snat, enum lb_reason ok)
+static __always_inline int lb_fwd_cache(void *ctx, const bool xdp, __u8 fam, const __u8 *saddr, const __u8 *daddr,
+					__u8 proto, __u16 ip_len, int snat, enum lb_reason ok, struct lb_ct *cache)
 {
-	struct bpf_fib_lookup fib = {};
-	fib.l4_protocol = proto;
-	fib.tot_len = ip_len;
+	__u32 zero = 0;
+	struct bpf_fib_lookup *f = (void *)bpf_map_lookup_elem(&lb_scratch, &zero);
+	if (!f)
+		return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_FIB, 0);
+	__builtin_memset(f, 0, sizeof(*f));
+	f->l4_protocol = proto;
+	f->tot_len = ip_len;
 	if (fam == 6) {
-		fib.family = LB_AF_INET6;
-		__builtin_memcpy(fib.ipv6_src, saddr, 16);
-		__builtin_memcpy(fib.ipv6_dst, daddr, 16);
+		f->family = LB_AF_INET6;
+		__builtin_memcpy(f->ipv6_src, saddr, 16);
+		__builtin_memcpy(f->ipv6_dst, daddr, 16);
 	} else {
-		fib.family = LB_AF_INET;
-		fib.ipv4_src = lb_v4(saddr);
-		fib.ipv4_dst = lb_v4(daddr);
+		f->family = LB_AF_INET;
+		f->ipv4_src = lb_v4(saddr);
+		f->ipv4_dst = lb_v4(daddr);
 	}
 	__u32 in = ctx_ifindex(ctx, xdp);
-	fib.ifindex = in;
+	f->ifindex = in;
 
-	long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
-	int local = rc == BPF_FIB_LKUP_RET_SUCCESS || rc == BPF_FIB_LKUP_RET_NO_NEIGH ? fib.ifindex != in : 0;
+	long rc = bpf_fib_lookup(ctx, f, sizeof(*f), 0);
+	int local = rc == BPF_FIB_LKUP_RET_SUCCESS || rc == BPF_FIB_LKUP_RET_NO_NEIGH ? f->ifindex != in : 0;
 	if (local && !fast_local_redirect && !snat)
 		return lb_exit(ctx, xdp, LB_ACT_PASS, LB_R_FWD_STACK, 0);
 
@@ -279,16 +294,22 @@ static __always_inline int lb_fwd(void *ctx, const bool xdp, __u8 fam, const __u
 		struct ethhdr *eth = data;
 		if ((void *)(eth + 1) > data_end)
 			return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_MALFORMED, 0);
-		__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-		__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
-		if (fib.ifindex == in)
+		__builtin_memcpy(eth->h_dest, f->dmac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, f->smac, ETH_ALEN);
+		if (cache) {
+			__builtin_memcpy(cache->dmac, f->dmac, ETH_ALEN);
+			__builtin_memcpy(cache->smac, f->smac, ETH_ALEN);
+			cache->oif = f->ifindex;
+			cache->flags |= LB_CT_FIB;
+		}
+		if (f->ifindex == in)
 			return lb_exit(ctx, xdp, LB_ACT_TX, ok, 0);
-		return lb_exit(ctx, xdp, LB_ACT_REDIRECT, ok, fib.ifindex);
+		return lb_exit(ctx, xdp, LB_ACT_REDIRECT, ok, f->ifindex);
 	}
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH && !xdp) {
 		if (lb_hop_dec(ctx, xdp, fam))
 			return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_MALFORMED, 0);
-		return lb_exit(ctx, xdp, LB_ACT_REDIRECT_NEIGH, ok, fib.ifindex);
+		return lb_exit(ctx, xdp, LB_ACT_REDIRECT_NEIGH, ok, f->ifindex);
 	}
 	/* No route, or XDP without a neighbour entry: the stack can resolve
 	 * it for un-SNATed packets; SNATed ones are dropped and counted (lbd
@@ -298,40 +319,80 @@ static __always_inline int lb_fwd(void *ctx, const bool xdp, __u8 fam, const __u
 	return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_FIB, 0);
 }
 
-/* lb_snat_stale reports whether the SNAT port held by the reverse entry at
- * rk belongs to a flow that is gone: its connection-table entry was
+static __always_inline int lb_fwd(void *ctx, const bool xdp, __u8 fam, const __u8 *saddr, const __u8 *daddr,
+				  __u8 proto, __u16 ip_len, int snat, enum lb_reason ok)
+{
+	return lb_fwd_cache(ctx, xdp, fam, saddr, daddr, proto, ip_len, snat, ok, NULL);
+}
+
+/* lb_fwd_cached sends a translated packet of an established flow to the
+ * next hop its connection-table entry cached (LB_CT_FIB): what lb_fwd
+ * does after a successful bpf_fib_lookup, without the lookup. */
+static __always_inline int lb_fwd_cached(void *ctx, const bool xdp, __u8 fam, const struct lb_ct *ct, enum lb_reason ok)
+{
+	if (lb_hop_dec(ctx, xdp, fam))
+		return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_MALFORMED, 0);
+	void *data = ctx_data(ctx, xdp), *data_end = ctx_data_end(ctx, xdp);
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_MALFORMED, 0);
+	__builtin_memcpy(eth->h_dest, ct->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, ct->smac, ETH_ALEN);
+	if (ct->oif == ctx_ifindex(ctx, xdp))
+		return lb_exit(ctx, xdp, LB_ACT_TX, ok, 0);
+	return lb_exit(ctx, xdp, LB_ACT_REDIRECT, ok, ct->oif);
+}
+
+/* lb_snat_stale reports whether the SNAT port held by the reverse entry old
+ * (at rk) belongs to a flow that is gone: its connection-table entry was
  * evicted, moved to another port, or closed (FIN/RST seen) more than
  * LB_CT_REUSE_NS ago. Without this, ports of closed connections stay taken
  * until LRU eviction, and a busy backend runs out of them. */
-static __always_inline int lb_snat_stale(const struct lb_flow_key *rk, __u64 now)
+static __always_inline int lb_snat_stale(const struct lb_rev *old, const struct lb_flow_key *rk, __u64 now)
 {
-	struct lb_rev *old = bpf_map_lookup_elem(&lb_revnat, rk);
-	if (!old)
-		return 1;
 	struct lb_flow_key ck = {.proto = rk->proto, .sport = old->cport, .dport = old->vport};
 	__builtin_memcpy(ck.saddr, old->client, 16);
 	__builtin_memcpy(ck.daddr, old->vip, 16);
 	struct lb_ct *oc = bpf_map_lookup_elem(&lb_conntrack, &ck);
 	if (!oc || oc->snat_port != rk->dport)
 		return 1;
-	return (oc->flags & LB_CT_CLOSING) && now - oc->last_seen > LB_CT_REUSE_NS;
+	return (oc->flags & LB_CT_CLOSING) && lb_since(now, oc->last_seen) > LB_CT_REUSE_NS;
+}
+
+/* lb_snat_probe is the port (host order) of probe i of a flow with hash h:
+ * every probe is a hash of its own, so two flows whose first probes
+ * collide do not share the rest of their sequences (with a fixed stride
+ * they did, and the busiest ports were probed again and again). Mirrored
+ * by snatProbe in pkg/datapath's tests. */
+static __always_inline __u16 lb_snat_probe(__u32 h, __u32 i, __u32 span)
+{
+	return snat_port_min + lb_hash3(h, i, LB_SNAT_SEED) % span;
 }
 
 /* lb_snat_claim reserves a node source port for a flow to a remote backend
- * by inserting its reverse entry with BPF_NOEXIST; a few hashed probes
- * resolve collisions. Returns the port (network order) or 0. */
+ * by inserting its reverse entry. Up to LB_SNAT_TRIES probes: a port whose
+ * reverse entry is absent is claimed with BPF_NOEXIST (which fails only if
+ * another CPU claimed it in between: then the next probe), one whose flow
+ * is gone (lb_snat_stale) is taken over. A port is looked up before any
+ * insert: an insert into a full LRU map evicts an entry first, even when
+ * it then fails with EEXIST, so blind inserts on taken ports would evict
+ * the reverse entries of live flows. Returns the port (network order) or
+ * 0 (drop_no_snat_port). */
 static __always_inline __be16 lb_snat_claim(struct lb_flow_key *rk, struct lb_rev *rv, __u32 h, __u64 now)
 {
 	__u32 span = (__u32)snat_port_max - snat_port_min + 1;
 	if (span == 0 || span > 65536)
 		return 0;
-#pragma unroll
-	for (int i = 0; i < LB_SNAT_TRIES; i++) {
-		__u16 port = snat_port_min + (h + i * 7919) % span;
-		rk->dport = bpf_htons(port);
-		if (bpf_map_update_elem(&lb_revnat, rk, rv, BPF_NOEXIST) == 0)
-			return rk->dport;
-		if (lb_snat_stale(rk, now) && bpf_map_update_elem(&lb_revnat, rk, rv, BPF_ANY) == 0)
+#pragma clang loop unroll(disable)
+	for (__u32 i = 0; i < LB_SNAT_TRIES; i++) {
+		rk->dport = bpf_htons(lb_snat_probe(h, i, span));
+		struct lb_rev *old = bpf_map_lookup_elem(&lb_revnat, rk);
+		if (!old) {
+			if (bpf_map_update_elem(&lb_revnat, rk, rv, BPF_NOEXIST) == 0)
+				return rk->dport;
+			continue;
+		}
+		if (lb_snat_stale(old, rk, now) && bpf_map_update_elem(&lb_revnat, rk, rv, BPF_ANY) == 0)
 			return rk->dport;
 	}
 	return 0;
@@ -364,7 +425,7 @@ static __always_inline int lb_affinity_get(const struct lb_svc *svc, const struc
 	struct lb_affinity_entry *a = bpf_map_lookup_elem(&lb_affinity, &ak);
 	if (!a)
 		return 0;
-	if (now - a->last_seen > (__u64)svc->affinity_timeout * 1000000000ULL)
+	if (lb_since(now, a->last_seen) > (__u64)svc->affinity_timeout * 1000000000ULL)
 		return 0;
 	__builtin_memcpy(out->baddr, a->baddr, 16);
 	out->bport = a->bport;
@@ -432,6 +493,7 @@ static __always_inline enum lb_reason lb_new_flow(const struct lb_svc *svc, stru
 	if (svc->flags & LB_SVC_AFFINITY)
 		lb_affinity_put(svc, fk, ct, local, now);
 	bpf_map_update_elem(&lb_conntrack, fk, ct, BPF_ANY);
+	lb_flow_new(fk, ct, have);
 	return LB_R_FWD;
 }
 
@@ -454,42 +516,51 @@ static __always_inline int lb_service(void *ctx, const bool xdp, struct lb_pkt *
 		__builtin_memcpy(sk.addr, p->saddr, 16);
 		if (!bpf_map_lookup_elem(&lb_src_ranges, &sk)) {
 			lb_svc_count(svc.id, bytes, 0, 1);
+			lb_flow_drop(p, svc.id, LB_R_DROP_SRC_RANGE);
 			return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_SRC_RANGE, 0);
 		}
 	}
 	if (p->ttl <= 1) {
 		lb_svc_count(svc.id, bytes, 0, 1);
+		lb_flow_drop(p, svc.id, LB_R_DROP_TTL);
 		return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_TTL, 0);
 	}
 
 	struct lb_flow_key fk = {};
 	lb_flow_key_of(&fk, p);
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = lb_now();
 	struct lb_ct ct = {};
 	int new_flow = 0;
-	struct lb_ct *cur = bpf_map_lookup_elem(&lb_conntrack, &fk);
+	struct lb_ct *cur = bpf_map_lookup_elem(&lb_conntrack, &fk), *cache = NULL;
 	int closing = p->proto == IPPROTO_TCP && (p->tcp_flags & (LB_TCP_FIN | LB_TCP_RST));
 	int syn = p->proto == IPPROTO_TCP && (p->tcp_flags & (LB_TCP_SYN | LB_TCP_ACK)) == LB_TCP_SYN;
 	/* A SYN on a flow that closed a while ago is a new connection
 	 * reusing the client port: choose again. */
-	if (cur && syn && (cur->flags & LB_CT_CLOSING) && now - cur->last_seen > LB_CT_REUSE_NS)
+	if (cur && syn && (cur->flags & LB_CT_CLOSING) && lb_since(now, cur->last_seen) > LB_CT_REUSE_NS)
 		cur = NULL;
 	if (cur && cur->svc_id == svc.id) {
 		if (closing && !(cur->flags & LB_CT_CLOSING)) {
 			cur->flags |= LB_CT_CLOSING;
 			cur->last_seen = now;
-		} else if (now - cur->last_seen > LB_CT_REFRESH_NS) {
+		} else if (lb_since(now, cur->last_seen) > LB_CT_REFRESH_NS) {
 			cur->last_seen = now;
+			/* Look the next hop up again, so a changed route or
+			 * neighbour is followed within LB_CT_REFRESH_NS. */
+			cur->flags &= ~LB_CT_FIB;
 		}
 		ct = *cur;
+		cache = cur;
+		lb_flow_established(&fk, &ct);
 	} else {
 		enum lb_reason r = lb_new_flow(&svc, &fk, &ct, now);
 		if (r == LB_R_DROP_NO_BACKEND && p->proto == IPPROTO_TCP && lb_tcp_reset(ctx, xdp) == 0) {
 			lb_svc_count(svc.id, bytes, 0, 1);
+			lb_flow_drop_key(&fk, svc.id, LB_R_RESET_NO_BACKEND);
 			return lb_exit(ctx, xdp, LB_ACT_TX, LB_R_RESET_NO_BACKEND, 0);
 		}
 		if (r != LB_R_FWD) {
 			lb_svc_count(svc.id, bytes, 0, 1);
+			lb_flow_drop_key(&fk, svc.id, r);
 			return lb_exit(ctx, xdp, LB_ACT_DROP, r, 0);
 		}
 		new_flow = 1;
@@ -505,7 +576,9 @@ static __always_inline int lb_service(void *ctx, const bool xdp, struct lb_pkt *
 		return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_MALFORMED, 0);
 	}
 	lb_svc_count(svc.id, bytes, new_flow, 0);
-	return lb_fwd(ctx, xdp, p->family, saddr, ct.baddr, p->proto, p->ip_len, snat, LB_R_FWD);
+	if (ct.flags & LB_CT_FIB)
+		return lb_fwd_cached(ctx, xdp, p->family, &ct, LB_R_FWD);
+	return lb_fwd_cache(ctx, xdp, p->family, saddr, ct.baddr, p->proto, p->ip_len, snat, LB_R_FWD, cache);
 }
 
 /* lb_revnat_snat translates a backend's reply to a SNATed flow back to
@@ -565,6 +638,7 @@ static __always_inline int lb_ingress(void *ctx, const bool xdp)
 			r = LB_R_DROP_FRAGMENT;
 		else if (pr == LB_PARSE_NO_L4 && (p.proto == IPPROTO_TCP || p.proto == IPPROTO_UDP))
 			r = LB_R_DROP_MALFORMED;
+		lb_flow_drop(&p, LB_FLOW_NO_SVC, r);
 		return lb_exit(ctx, xdp, LB_ACT_DROP, r, 0);
 	}
 	if (pr == LB_PARSE_OK && lb_is_node(p.family, p.daddr))

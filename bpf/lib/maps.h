@@ -19,11 +19,14 @@ struct {
 } lb_services SEC(".maps");
 
 /* lb_maglev: u32 (svc id * maglev_size + slot) -> u32 backend id. Written by
- * Go (one Maglev table per service), read by ingress on new flows. */
+ * Go (one Maglev table per service) through a memory mapping, a copy per
+ * slot where a batch update costs a syscall's work per slot; read by
+ * ingress on new flows. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
 	__type(value, __u32);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, 4096 * 1021);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } lb_maglev SEC(".maps");
@@ -98,3 +101,20 @@ struct {
 	__uint(max_entries, LB_R_SLOTS);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } lb_reasons SEC(".maps");
+
+/* Opaque to bpf2go, which cannot render bpf_fib_lookup's unions. */
+struct lb_scratch {
+	__u64 w[8];
+};
+_Static_assert(sizeof(struct lb_scratch) == sizeof(struct bpf_fib_lookup), "lb_scratch holds a bpf_fib_lookup");
+
+/* lb_scratch: one per-CPU slot for bpf_fib_lookup's 64-byte parameter
+ * block, which does not fit on the BPF stack beside the rest of the
+ * ingress path (512 bytes). A program run never sleeps, so its CPU's slot
+ * is its own. Not pinned: it holds nothing between packets. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct lb_scratch);
+	__uint(max_entries, 1);
+} lb_scratch SEC(".maps");

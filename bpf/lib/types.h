@@ -60,6 +60,7 @@ struct lb_flow_key {
 enum lb_ct_flags {
 	LB_CT_SNAT = 1 << 0,    /* source rewritten to the node's address */
 	LB_CT_CLOSING = 1 << 1, /* FIN or RST seen from the client */
+	LB_CT_FIB = 1 << 2,     /* next hop cached in the entry (see lb_ct) */
 };
 
 /* lb_ct: a connection-table entry, keyed by the client's 5-tuple to the VIP.
@@ -72,7 +73,14 @@ struct lb_ct {
 	__u32 svc_id;
 	__u32 flags;
 	__u32 pad;
-	__u64 last_seen; /* bpf_ktime_get_ns() */
+	__u64 last_seen; /* lb_now(): CLOCK_MONOTONIC, coarse */
+	/* The next hop towards the backend, cached by an established packet's
+	 * bpf_fib_lookup (valid with LB_CT_FIB) and looked up again when
+	 * last_seen is refreshed (every LB_CT_REFRESH_NS of activity): the
+	 * lookup is the costliest step of an established packet. */
+	__u8 dmac[6];
+	__u8 smac[6];
+	__u32 oif;
 };
 
 /* lb_rev: reverse translation, keyed by the reply's 5-tuple as the backend

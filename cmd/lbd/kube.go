@@ -33,12 +33,13 @@ func kubeMode(fs *flag.FlagSet) bool {
 	return set
 }
 
-// newKube builds the Kubernetes source and the run function of the IPAM
-// controller, which every instance runs and only the Lease holder acts in.
-// The controller's Lease lives in $POD_NAMESPACE (default lbd-system).
-func newKube(kubeconfig, node string, log *slog.Logger) (agent.Source, func(context.Context) error, error) {
+// newKube builds the Kubernetes source, the run function of the IPAM
+// controller, which every instance runs and only the Lease holder acts in,
+// and the recorder of this node's ownership Events (run it too). The
+// controller's Lease lives in $POD_NAMESPACE (default lbd-system).
+func newKube(kubeconfig, node string, log *slog.Logger) (agent.Source, func(context.Context) error, *serviceEvents, error) {
 	if node == "" {
-		return nil, nil, errors.New("--node-name (or NODE_NAME) is required in Kubernetes mode: it is the leader-election identity")
+		return nil, nil, nil, errors.New("--node-name (or NODE_NAME) is required in Kubernetes mode: it is the leader-election identity")
 	}
 	var cfg *rest.Config
 	var err error
@@ -48,7 +49,7 @@ func newKube(kubeconfig, node string, log *slog.Logger) (agent.Source, func(cont
 		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("load kubeconfig %q: %w", kubeconfig, err)
+		return nil, nil, nil, fmt.Errorf("load kubeconfig %q: %w", kubeconfig, err)
 	}
 	// Informers list once and then watch; the status writes of a burst
 	// of new Services are what needs headroom over client-go's 5 QPS.
@@ -56,7 +57,7 @@ func newKube(kubeconfig, node string, log *slog.Logger) (agent.Source, func(cont
 	cfg.UserAgent = "lbd/" + version
 	clients, err := kube.NewClients(cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	ns := os.Getenv("POD_NAMESPACE")
 	ctl, err := controller.New(controller.Config{
@@ -67,7 +68,7 @@ func newKube(kubeconfig, node string, log *slog.Logger) (agent.Source, func(cont
 		Log:       log,
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return kube.New(clients, kube.Options{Log: log}), ctl.Run, nil
+	return kube.New(clients, kube.Options{Log: log}), ctl.Run, newServiceEvents(clients.Kube, node, log), nil
 }

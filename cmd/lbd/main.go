@@ -4,6 +4,7 @@
 //
 //	lbd run      run the node daemon
 //	lbd status   show what the local daemon does
+//	lbd flows    stream its datapath's flow events
 //	lbd version  print the version
 package main
 
@@ -26,6 +27,8 @@ func main() {
 		err = runCmd(os.Args[2:])
 	case "status":
 		err = statusCmd(os.Args[2:])
+	case "flows":
+		err = flowsCmd(os.Args[2:])
 	case "version":
 		fmt.Println("lbd", version)
 	case "-h", "--help", "help":
@@ -50,6 +53,7 @@ func usage() {
 commands:
   run       run the node daemon (lbd run -h for flags)
   status    show pools, VIPs, owners, backends and counters of the local daemon
+  flows     stream the datapath's flow events (new flows, drops, affinity hits)
   version   print the version
 `)
 }

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/lbd-project/lbd/pkg/agent"
 	"github.com/lbd-project/lbd/pkg/metrics"
 	"github.com/lbd-project/lbd/pkg/status"
 )
@@ -21,15 +22,26 @@ const defaultMetricsAddr = metrics.DefaultAddr
 // is done. An empty addr disables the endpoint. The listener is opened in g's
 // goroutine, so a taken port fails the daemon through g like any other
 // component rather than being logged and ignored.
-func startMetrics(ctx context.Context, addr string, snap func() status.Status, g *errgroup.Group) error {
+func startMetrics(ctx context.Context, addr string, snap func() status.Status, dp func() metrics.DatapathReader, g *errgroup.Group) error {
 	if addr == "" {
 		return nil
 	}
-	reg, _, err := metrics.NewRegistry(snap, metrics.Options{Version: version})
+	reg, _, err := metrics.NewRegistry(snap, metrics.Options{Version: version, Datapath: dp})
 	if err != nil {
 		return fmt.Errorf("set up metrics: %w", err)
 	}
 	h := metrics.NewHandler(reg, metrics.ReadyFromSnapshot(snap))
 	g.Go(func() error { return metrics.Serve(ctx, addr, h) })
 	return nil
+}
+
+// metricsDatapath gives the collector the agent's datapath once loaded
+// (a nil *Datapath must become a nil interface).
+func metricsDatapath(a *agent.Agent) func() metrics.DatapathReader {
+	return func() metrics.DatapathReader {
+		if dp := a.Datapath(); dp != nil {
+			return dp
+		}
+		return nil
+	}
 }

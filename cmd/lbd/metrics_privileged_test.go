@@ -10,13 +10,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -74,65 +70,8 @@ endpoints:
 // node namespace: the per-frontend counters come from the BPF maps.
 func TestPrivilegedMetricsEndToEnd(t *testing.T) {
 	testutil.Privileged(t)
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "lbd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	if out, _ := exec.Command(bin, "run", "-h").CombinedOutput(); !strings.Contains(string(out), "-metrics-addr") {
-		t.Fatal("lbd run has no --metrics-addr flag: run.go must call startMetrics (see cmd/lbd/metrics.go)")
-	}
-	pools, err := os.ReadFile("../../deploy/examples/reference-pools.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	manifests := filepath.Join(dir, "cluster.yaml")
-	if err := os.WriteFile(manifests, append([]byte(metricsManifests), pools...), 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	node, client := testutil.NewNetNS(t), testutil.NewNetNS(t)
-	if err := node.Do(func() error {
-		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "veth0"}, PeerName: "veth1"}); err != nil {
-			return fmt.Errorf("add veth: %w", err)
-		}
-		peer, err := netlink.LinkByName("veth1")
-		if err != nil {
-			return err
-		}
-		if err := netlink.LinkSetNsFd(peer, int(client.Handle())); err != nil {
-			return fmt.Errorf("move veth1: %w", err)
-		}
-		return linkUp("veth0", "10.20.0.51/22")
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := client.Do(func() error { return linkUp("veth1", "10.20.0.200/22") }); err != nil {
-		t.Fatal(err)
-	}
-
-	pinDir := fmt.Sprintf("/sys/fs/bpf/lbd-test-%d-metrics", os.Getpid())
-	cmd := exec.Command("nsenter", "--net="+node.Path(), bin, "run",
-		"--node-name=node-1", "--manifests="+manifests, "--interface=veth0",
-		"--pin-dir="+pinDir, "--socket="+filepath.Join(dir, "lbd.sock"),
-		"--metrics-addr=127.0.0.1:9474")
-	logf, err := os.Create(filepath.Join(dir, "lbd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-		exec.Command("nsenter", "--net="+node.Path(), bin, "run", "--cleanup", "--pin-dir="+pinDir).Run()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("lbd log:\n%s", b)
-		}
-	})
+	n := startNode(t, "--metrics-addr=127.0.0.1:9474")
+	node, client := n.node, n.client
 
 	// HTTP from inside the node namespace: the dialer opens its socket
 	// there; the connection is then usable from any thread.

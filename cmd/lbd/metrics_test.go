@@ -30,7 +30,7 @@ func TestStartMetrics(t *testing.T) {
 	snap := func() status.Status {
 		return status.Status{Source: "static:x", Announce: status.AnnounceInfo{Answered: 42}}
 	}
-	if err := startMetrics(ctx, addr, snap, g); err != nil {
+	if err := startMetrics(ctx, addr, snap, nil, g); err != nil {
 		t.Fatal(err)
 	}
 	var body string
@@ -57,7 +57,7 @@ func TestStartMetrics(t *testing.T) {
 
 	// An empty address disables the endpoint and starts nothing.
 	var g2 errgroup.Group
-	if err := startMetrics(context.Background(), "", snap, &g2); err != nil {
+	if err := startMetrics(context.Background(), "", snap, nil, &g2); err != nil {
 		t.Errorf("startMetrics with empty addr: %v", err)
 	}
 	if err := g2.Wait(); err != nil {

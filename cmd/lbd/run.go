@@ -35,6 +35,8 @@ func runCmd(args []string) error {
 		mode        = fs.String("attach-mode", "auto", "ingress attachment: auto (driver XDP, tcx on veth), xdp, xdpgeneric, tcx")
 		pinDir      = fs.String("pin-dir", datapath.DefaultPinDir, "bpffs directory for pinned maps and links")
 		socket      = fs.String("socket", defaultSocket, "status socket path")
+		sockGroup   = fs.String("socket-group", "", "group (name or id) allowed to use the status socket (mode 0660); empty: root only (0600)")
+		flowSample  = fs.Uint("flow-sample", 0, "lbd flows: also report 1 in N packets of established flows (0: only new flows, drops and affinity hits)")
 		maglev      = fs.Uint("maglev-size", datapath.DefaultMaglevSize, "Maglev table size per service (a prime)")
 		maxSvc      = fs.Uint("max-services", 4096, "capacity in frontends ({VIP, port, protocol})")
 		ctSize      = fs.Uint("conntrack-size", 262144, "connection table capacity (flows)")
@@ -75,11 +77,12 @@ func runCmd(args []string) error {
 		src     agent.Source
 		reload  = func() {}
 		ipamCtl func(context.Context) error // Kubernetes mode only
+		events  *serviceEvents              // Kubernetes mode only
 	)
 	if *manifests != "" {
 		s := namedSource{static.New(*manifests, config.Options{}, log), "static:" + *manifests}
 		src, reload = s, s.Reload
-	} else if src, ipamCtl, err = newKube(*kubecfg, *node, log); err != nil {
+	} else if src, ipamCtl, events, err = newKube(*kubecfg, *node, log); err != nil {
 		return err
 	}
 	a, err := agent.New(agent.Config{
@@ -94,6 +97,7 @@ func runCmd(args []string) error {
 			Interval: *gInterval,
 			Timeout:  *gTimeout,
 		},
+		Events:  ownershipEvents(events),
 		Version: version,
 		Log:     log,
 		Datapath: datapath.Options{
@@ -115,11 +119,20 @@ func runCmd(args []string) error {
 	defer signal.Stop(hup)
 
 	g, ctx := errgroup.WithContext(ctx)
-	if err := startMetrics(ctx, *metricsAddr, a.Snapshot, g); err != nil {
+	// One Checker: the socket and the metrics report the same warnings.
+	chk := status.NewChecker(a.Snapshot)
+	if err := startMetrics(ctx, *metricsAddr, chk.Snapshot, metricsDatapath(a), g); err != nil {
+		return err
+	}
+	sockOpts, err := socketOptions(*sockGroup, newFlowHub(a, *flowSample, log))
+	if err != nil {
 		return err
 	}
 	g.Go(func() error { return a.Run(ctx) })
-	g.Go(func() error { return status.Serve(ctx, *socket, a.Snapshot) })
+	g.Go(func() error { return status.Serve(ctx, *socket, chk.Snapshot, sockOpts...) })
+	if events != nil {
+		g.Go(func() error { return events.Run(ctx) })
+	}
 	if ipamCtl != nil {
 		g.Go(func() error { return ipamCtl(ctx) })
 	}

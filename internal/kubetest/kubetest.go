@@ -9,6 +9,7 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
@@ -16,10 +17,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -40,17 +43,38 @@ const (
 
 // Cluster is a running etcd and kube-apiserver.
 type Cluster struct {
-	// Host is the API server URL, https://127.0.0.1:port.
+	// Host is the API server URL, https://<addr>:port.
 	Host string
 
+	opts       Options
 	caData     []byte
 	adminToken string
 	lbdToken   string
 	procs      []*proc
 }
 
+// Options configure Launch.
+type Options struct {
+	// Dir holds etcd's data, certificates, keys and the servers' logs.
+	// Required; the caller removes it.
+	Dir string
+	// Addr is the address the API server listens on and advertises;
+	// default 127.0.0.1. etcd always listens on 127.0.0.1 of the network
+	// namespace the servers run in.
+	Addr netip.Addr
+	// Wrap prefixes both servers' command lines, e.g. {"ip", "netns",
+	// "exec", "cp"} to run them in a network namespace. The wrapper must
+	// exec the server (keep its PID), as ip netns exec does.
+	Wrap []string
+	// Dial reaches Addr from this process; nil dials directly. A test
+	// whose servers run in another network namespace dials from there.
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
+}
+
 type proc struct {
 	name string
+	dir  string
+	args []string // the command line, to start it again
 	cmd  *exec.Cmd
 	log  string
 	done chan struct{}
@@ -74,7 +98,40 @@ func (c *Cluster) config(token string) *rest.Config {
 		// the client's rate limiter, not lbd, the thing measured.
 		QPS:   1000,
 		Burst: 1000,
+		Dial:  c.opts.Dial,
 	}
+}
+
+// CAData returns the API server's serving certificate, the clients' CA.
+func (c *Cluster) CAData() []byte { return c.caData }
+
+// LBDToken returns the bearer token of lbd's ServiceAccount identity.
+func (c *Cluster) LBDToken() string { return c.lbdToken }
+
+// WriteKubeconfig writes a kubeconfig for lbd's ServiceAccount identity
+// (only deploy/rbac's permissions) to path, for `lbd run --kubeconfig`.
+func (c *Cluster) WriteKubeconfig(path string) error {
+	ca := base64.StdEncoding.EncodeToString(c.caData)
+	kc := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: kubetest
+  cluster:
+    server: %s
+    certificate-authority-data: %s
+users:
+- name: lbd
+  user:
+    token: %s
+contexts:
+- name: lbd
+  context: {cluster: kubetest, user: lbd}
+current-context: lbd
+`, c.Host, ca, c.lbdToken)
+	if err := os.WriteFile(path, []byte(kc), 0o600); err != nil {
+		return fmt.Errorf("write kubeconfig: %w", err)
+	}
+	return nil
 }
 
 // BinDir returns the directory holding kube-apiserver and etcd:
@@ -115,17 +172,16 @@ func mustRun() bool {
 	return os.Getenv("CI") == "true" || os.Getenv("LBD_KUBE_TESTS") == "1"
 }
 
-// Start runs a new cluster for t and stops it when t ends. It installs
-// deploy/crds and deploy/rbac and returns once the CRDs are established and
-// lbd's RBAC is in effect.
-func Start(t testing.TB) *Cluster {
+// Require skips t when the binaries are not built, or fails it when
+// skipping is forbidden (CI=true or LBD_KUBE_TESTS=1). Start calls it; a
+// test that calls Launch itself should too.
+func Require(t testing.TB) {
 	t.Helper()
 	bin, err := BinDir()
 	if err != nil {
 		t.Fatal(err)
 	}
-	apiserver, etcd := filepath.Join(bin, "kube-apiserver"), filepath.Join(bin, "etcd")
-	for _, b := range []string{apiserver, etcd} {
+	for _, b := range []string{filepath.Join(bin, "kube-apiserver"), filepath.Join(bin, "etcd")} {
 		if _, err := os.Stat(b); err != nil {
 			msg := fmt.Sprintf("%s not built (run tools/k8s/build.sh or make k8s-bins): %v", b, err)
 			if mustRun() {
@@ -134,32 +190,62 @@ func Start(t testing.TB) *Cluster {
 			t.Skip(msg)
 		}
 	}
+}
 
+// Start runs a new cluster for t and stops it when t ends. It installs
+// deploy/crds and deploy/rbac and returns once the CRDs are established and
+// lbd's RBAC is in effect.
+func Start(t testing.TB) *Cluster {
+	t.Helper()
+	Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	// Registered before t.Cleanup(c.Stop) below, so the directory is
+	// removed after the servers stopped.
+	c, err := Launch(ctx, Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	return c
+}
+
+// Launch starts a cluster as Start does, without a test: the caller
+// stops it with Stop. The servers run from BinDir.
+func Launch(ctx context.Context, o Options) (*Cluster, error) {
+	bin, err := BinDir()
+	if err != nil {
+		return nil, err
+	}
+	if !o.Addr.IsValid() {
+		o.Addr = netip.MustParseAddr("127.0.0.1")
+	}
 	// The ports are chosen free and released before the servers bind
 	// them; another process could take one in between, so a failed start
 	// is retried with new ports.
 	var c *Cluster
 	for attempt := 1; ; attempt++ {
-		c, err = start(t, apiserver, etcd)
+		dir := filepath.Join(o.Dir, fmt.Sprintf("try%d", attempt))
+		c, err = start(dir, o, filepath.Join(bin, "kube-apiserver"), filepath.Join(bin, "etcd"))
 		if err == nil {
 			break
 		}
 		if attempt == 3 {
-			t.Fatalf("start control plane: %v", err)
+			return nil, fmt.Errorf("start control plane: %w", err)
 		}
-		t.Logf("start control plane (attempt %d): %v; retrying", attempt, err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	if err := c.install(ctx); err != nil {
-		c.dumpLogs(t)
-		t.Fatalf("install lbd's CRDs and RBAC: %v", err)
+		logs := c.logs()
+		c.Stop()
+		return nil, fmt.Errorf("install lbd's CRDs and RBAC: %w\n%s", err, logs)
 	}
-	return c
+	return c, nil
 }
 
-func start(t testing.TB, apiserverBin, etcdBin string) (*Cluster, error) {
-	dir := t.TempDir()
+func start(dir string, o Options, apiserverBin, etcdBin string) (*Cluster, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create cluster directory: %w", err)
+	}
 	ports, err := freePorts(4)
 	if err != nil {
 		return nil, err
@@ -167,13 +253,11 @@ func start(t testing.TB, apiserverBin, etcdBin string) (*Cluster, error) {
 	etcdClient, etcdPeer, etcdMetrics, apiPort := ports[0], ports[1], ports[2], ports[3]
 
 	c := &Cluster{
-		Host:       fmt.Sprintf("https://127.0.0.1:%d", apiPort),
+		Host:       "https://" + net.JoinHostPort(o.Addr.String(), strconv.Itoa(apiPort)),
+		opts:       o,
 		adminToken: randomToken(),
 		lbdToken:   randomToken(),
 	}
-	// Stop whatever started, even if a later step fails. Registered after
-	// t.TempDir, so it runs before the directory is removed.
-	t.Cleanup(c.stop)
 
 	if err := writeSAKeys(dir); err != nil {
 		return nil, err
@@ -185,7 +269,7 @@ func start(t testing.TB, apiserverBin, etcdBin string) (*Cluster, error) {
 	}
 
 	u := func(p int) string { return fmt.Sprintf("http://127.0.0.1:%d", p) }
-	if err := c.run(dir, "etcd", etcdBin,
+	if err := c.run(dir, "etcd", append([]string{etcdBin},
 		"--name=kubetest",
 		"--data-dir="+filepath.Join(dir, "etcd"),
 		// Test data is thrown away; fsync only costs time on a busy disk.
@@ -197,14 +281,15 @@ func start(t testing.TB, apiserverBin, etcdBin string) (*Cluster, error) {
 		"--initial-cluster=kubetest="+u(etcdPeer),
 		"--listen-metrics-urls="+u(etcdMetrics),
 		"--log-level=warn",
-	); err != nil {
+	)); err != nil {
+		c.Stop()
 		return nil, err
 	}
 	certDir := filepath.Join(dir, "certs")
-	if err := c.run(dir, "kube-apiserver", apiserverBin,
+	if err := c.run(dir, "kube-apiserver", append([]string{apiserverBin},
 		"--etcd-servers="+u(etcdClient),
-		"--bind-address=127.0.0.1",
-		"--advertise-address=127.0.0.1",
+		"--bind-address="+o.Addr.String(),
+		"--advertise-address="+o.Addr.String(),
 		// The default reconciler exits at once when advertising a
 		// loopback address.
 		"--endpoint-reconciler-type=none",
@@ -215,42 +300,108 @@ func start(t testing.TB, apiserverBin, etcdBin string) (*Cluster, error) {
 		"--service-account-signing-key-file="+filepath.Join(dir, "sa.key"),
 		"--token-auth-file="+filepath.Join(dir, "tokens.csv"),
 		"--authorization-mode=RBAC",
-		"--service-cluster-ip-range=10.96.0.0/12",
-	); err != nil {
+		// Dual-stack, so Services may ask for RequireDualStack and
+		// lbd's dual-stack allocation is tested as a cluster runs it.
+		"--service-cluster-ip-range=10.96.0.0/12,fd00:96::/108",
+	)); err != nil {
+		c.Stop()
 		return nil, err
 	}
 	if err := c.waitReady(filepath.Join(certDir, "apiserver.crt")); err != nil {
-		c.dumpLogs(t)
-		c.stop()
+		err = fmt.Errorf("%w\n%s", err, c.logs())
+		c.Stop()
 		return nil, err
 	}
 	return c, nil
 }
 
-// run starts a server with its output in dir/<name>.log.
-func (c *Cluster) run(dir, name, bin string, args ...string) error {
-	logPath := filepath.Join(dir, name+".log")
-	f, err := os.Create(logPath)
-	if err != nil {
-		return fmt.Errorf("create %s log: %w", name, err)
+// run starts a server with its output appended to dir/<name>.log.
+func (c *Cluster) run(dir, name string, args []string) error {
+	p := &proc{name: name, dir: dir, args: args, log: filepath.Join(dir, name+".log")}
+	if err := p.start(c.opts.Wrap); err != nil {
+		return err
 	}
-	cmd := exec.Command(bin, args...)
+	c.procs = append(c.procs, p)
+	return nil
+}
+
+func (p *proc) start(wrap []string) error {
+	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("create %s log: %w", p.name, err)
+	}
+	argv := append(slices.Clone(wrap), p.args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = f, f
 	// Its own process group, so a ^C in the terminal reaches the test,
 	// which then stops the servers in order.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		f.Close()
-		return fmt.Errorf("start %s: %w", name, err)
+		return fmt.Errorf("start %s: %w", p.name, err)
 	}
-	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	p.cmd, p.done = cmd, make(chan struct{})
+	done := p.done
 	go func() {
 		p.err = cmd.Wait()
 		f.Close()
-		close(p.done)
+		close(done)
 	}()
-	c.procs = append(c.procs, p)
 	return nil
+}
+
+// stop stops p: SIGTERM, then SIGKILL after 10 s.
+func (p *proc) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func (c *Cluster) proc(name string) (*proc, error) {
+	for _, p := range c.procs {
+		if p.name == name {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("no %s in this cluster", name)
+}
+
+// StopAPIServer stops the API server (etcd keeps running), to test what
+// lbd does while it is unreachable.
+func (c *Cluster) StopAPIServer() error {
+	p, err := c.proc("kube-apiserver")
+	if err != nil {
+		return err
+	}
+	p.stop()
+	return nil
+}
+
+// StartAPIServer starts a stopped API server again with the same flags,
+// certificates and data, and waits until it is ready.
+func (c *Cluster) StartAPIServer() error {
+	p, err := c.proc("kube-apiserver")
+	if err != nil {
+		return err
+	}
+	select {
+	case <-p.done:
+	default:
+		return errors.New("the API server is running")
+	}
+	if err := p.start(c.opts.Wrap); err != nil {
+		return err
+	}
+	return c.waitReady(filepath.Join(p.dir, "certs", "apiserver.crt"))
 }
 
 // waitReady waits for the API server's /readyz, failing early if a server
@@ -258,7 +409,10 @@ func (c *Cluster) run(dir, name, bin string, args ...string) error {
 // it becomes the clients' CA.
 func (c *Cluster) waitReady(certFile string) error {
 	deadline := time.Now().Add(90 * time.Second)
-	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} // only until the cert exists
+	tr := &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, // only until the cert exists
+		DialContext:     c.opts.Dial,
+	}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: 5 * time.Second}
 	var last string
@@ -293,32 +447,25 @@ func (c *Cluster) waitReady(certFile string) error {
 	return fmt.Errorf("API server not ready after 90 s: %s", last)
 }
 
-// stop stops the API server, then etcd: SIGTERM, then SIGKILL after 10 s.
-func (c *Cluster) stop() {
+// Stop stops the API server, then etcd: SIGTERM, then SIGKILL after 10 s.
+func (c *Cluster) Stop() {
 	for i := len(c.procs) - 1; i >= 0; i-- {
-		p := c.procs[i]
-		select {
-		case <-p.done:
-			continue
-		default:
-		}
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			p.cmd.Process.Kill()
-			<-p.done
-		}
+		c.procs[i].stop()
 	}
 	c.procs = nil
 }
 
-// dumpLogs logs the end of every server's log, for a failed test.
-func (c *Cluster) dumpLogs(t testing.TB) {
+// logs returns the end of every server's log.
+func (c *Cluster) logs() string {
+	var b strings.Builder
 	for _, p := range c.procs {
-		t.Logf("--- %s log (tail) ---\n%s", p.name, tail(p.log, 40))
+		fmt.Fprintf(&b, "--- %s log (tail) ---\n%s\n", p.name, tail(p.log, 40))
 	}
+	return b.String()
 }
+
+// dumpLogs logs the end of every server's log, for a failed test.
+func (c *Cluster) dumpLogs(t testing.TB) { t.Log(c.logs()) }
 
 // DumpLogsOnFailure logs the servers' output at the end of a failed test.
 func (c *Cluster) DumpLogsOnFailure(t testing.TB) {

@@ -51,8 +51,11 @@ type Config struct {
 	// Membership configures failure detection among lbd instances (see
 	// package membership).
 	Membership MembershipConfig
-	Version    string
-	Log        *slog.Logger
+	// Events, if set, receives this node's VIP takeovers and releases
+	// (cmd/lbd records them as Kubernetes Events in Kubernetes mode).
+	Events  OwnershipEvents
+	Version string
+	Log     *slog.Logger
 }
 
 // MembershipConfig configures failure detection. The zero value runs it
@@ -78,15 +81,24 @@ type Agent struct {
 
 	updates chan *model.State
 
-	mu       sync.Mutex
-	mem      *membership.Membership // nil when disabled; set once by Run
-	state    *model.State           // last reconciled, VIPs filled in
-	owned    map[netip.Addr]bool
-	pools    []ipam.PoolStats
-	poolOf   func(netip.Addr) (string, bool)
-	errs     []string
-	mode     datapath.Mode
-	lastSync time.Time
+	mu    sync.Mutex
+	mem   *membership.Membership // nil when disabled; set once by Run
+	state *model.State           // last reconciled, VIPs filled in
+	owned map[netip.Addr]bool
+	// annIfaces are the interfaces the announcer answers on (announce.Plan
+	// closes the ones that lose their last VIP).
+	annIfaces []string
+	// election is the last one announced from; owners tracks it for
+	// owner-change counting (see observeElection).
+	election     *announce.Election
+	owners       map[netip.Addr]string
+	ownerChanges uint64
+	ownedBy      map[netip.Addr]bool // VIPs the last election gave this node
+	pools        []ipam.PoolStats
+	poolOf       func(netip.Addr) (string, bool)
+	errs         []string
+	mode         datapath.Mode
+	lastSync     time.Time
 }
 
 // New validates cfg and returns an Agent reading from src.
@@ -211,8 +223,13 @@ func (a *Agent) loop(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			// Stop answering before leaving the membership (see Run).
-			if err := a.ann.Set(a.cfg.Interface, nil); err != nil && !errors.Is(err, announce.ErrClosed) {
-				a.log.Warn("withdraw announcements", "err", err)
+			a.mu.Lock()
+			ifaces := slices.Concat(a.annIfaces, []string{a.cfg.Interface})
+			a.mu.Unlock()
+			for _, iface := range ifaces {
+				if err := a.ann.Set(iface, nil); err != nil && !errors.Is(err, announce.ErrClosed) {
+					a.log.Warn("withdraw announcements", "iface", iface, "err", err)
+				}
 			}
 			a.log.Info("withdrew announcements", "reason", "shutting down")
 			return nil
@@ -289,26 +306,46 @@ func (a *Agent) announceOwned() {
 }
 
 // announce makes the announcer answer for exactly the VIPs of st this
-// node owns among the live nodes, and returns them.
+// node owns among the live nodes, each on the interfaces its pool is
+// announced on, and returns them.
 func (a *Agent) announce(st *model.State) ([]netip.Addr, map[netip.Addr]bool, error) {
 	self := a.cfg.NodeName
-	live := a.liveFunc()
+	e := announce.Elect(st, a.liveFunc())
+	a.mu.Lock()
+	prevIfaces := a.annIfaces
+	a.mu.Unlock()
+	plan := announce.Plan(st, e, self, a.cfg.Interface, prevIfaces)
 	owned := make(map[netip.Addr]bool)
-	var vips []netip.Addr
-	for i := range st.Services {
-		svc := &st.Services[i]
-		for _, vip := range svc.VIPs {
-			if ok, _ := announce.ShouldAnnounce(self, st, svc, vip, live); ok && !owned[vip] {
-				owned[vip] = true
-				vips = append(vips, vip)
+	var (
+		vips   []netip.Addr
+		ifaces []string
+		errs   []error
+	)
+	for iface, list := range plan {
+		for _, v := range list {
+			if !owned[v] {
+				owned[v] = true
+				vips = append(vips, v)
+			}
+		}
+		if len(list) > 0 {
+			ifaces = append(ifaces, iface)
+		}
+		if err := a.ann.Set(iface, list); err != nil {
+			errs = append(errs, fmt.Errorf("announce on %s: %w", iface, err))
+			// Retry the interface next time even if it owns nothing then.
+			if len(list) == 0 {
+				ifaces = append(ifaces, iface)
 			}
 		}
 	}
 	slices.SortFunc(vips, netip.Addr.Compare)
-	if err := a.ann.Set(a.cfg.Interface, vips); err != nil {
-		return vips, owned, fmt.Errorf("announce: %w", err)
-	}
-	return vips, owned, nil
+	slices.Sort(ifaces)
+	a.mu.Lock()
+	a.annIfaces = ifaces
+	a.mu.Unlock()
+	a.observeElection(st, e)
+	return vips, owned, errors.Join(errs...)
 }
 
 // liveFunc returns the liveness every ownership decision and the status

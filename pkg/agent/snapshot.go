@@ -17,6 +17,7 @@ import (
 func (a *Agent) Snapshot() status.Status {
 	a.mu.Lock()
 	st, owned, errs, pools, poolOf := a.state, a.owned, slices.Clone(a.errs), a.pools, a.poolOf
+	election, ownerChanges := a.election, a.ownerChanges
 	a.mu.Unlock()
 
 	out := status.Status{Node: a.cfg.NodeName, Version: a.cfg.Version, Source: a.src.Name(), Errors: errs}
@@ -42,6 +43,7 @@ func (a *Agent) Snapshot() status.Status {
 		}
 		slices.Sort(out.Announce.Interfaces)
 	}
+	out.Announce.OwnerChanges = ownerChanges
 	for _, p := range pools {
 		ps := status.Pool{Name: p.Name, Total: p.Total, Used: p.Used}
 		if st != nil {
@@ -82,7 +84,9 @@ func (a *Agent) Snapshot() status.Status {
 			out.Errors = append(out.Errors, fmt.Sprintf("read datapath counters: %v", err))
 		}
 	}
-	live := a.liveFunc()
+	if election == nil {
+		election = announce.Elect(st, a.liveFunc())
+	}
 	byVIP := map[netip.Addr]*status.VIP{}
 	var order []netip.Addr
 	for i := range st.Services {
@@ -90,8 +94,13 @@ func (a *Agent) Snapshot() status.Status {
 		for _, vip := range svc.VIPs {
 			v, ok := byVIP[vip]
 			if !ok {
-				owner, _ := announce.Owner(vip, announce.Eligible(st, svc, live))
-				pool, _ := poolOf(vip)
+				// The owner announced from, not one re-elected here: status
+				// shows what the responders do.
+				owner, _ := election.Owner(vip)
+				pool, ok := poolOf(vip)
+				if !ok {
+					pool = announce.PoolOf(st, vip)
+				}
 				v = &status.VIP{VIP: vip.String(), Pool: pool, Owner: owner, Owned: owned[vip]}
 				byVIP[vip] = v
 				order = append(order, vip)

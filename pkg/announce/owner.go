@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"net/netip"
+	"slices"
 
 	"github.com/lbd-project/lbd/pkg/model"
 )
@@ -19,6 +20,7 @@ const (
 	ReasonUnknownNode    = "node not in state"
 	ReasonNoLocalEps     = "no ready local endpoints"
 	ReasonNoEligible     = "no eligible node"
+	ReasonNotAnnounced   = "no L2Announcement of the pool selects the node"
 	ReasonOwnedByPrefix  = "owned by "
 	ReasonInvalidAddress = "invalid address"
 )
@@ -26,8 +28,10 @@ const (
 // score is the rendezvous weight of node for vip: the first 8 bytes,
 // big-endian, of sha256(node + "#" + vip bytes). The VIP is unmapped first
 // so that ::ffff:a.b.c.d and a.b.c.d hash alike. This formula is a wire
-// contract between lbd versions: nodes running different versions during
-// a rolling upgrade must elect the same owner, so never change it.
+// contract between lbd versions, and so is Elect's placement on top of
+// it: nodes running different versions during a rolling upgrade must
+// elect the same owner, so never change either without a release note
+// (versions before zone-aware Elect used this score alone).
 func score(node string, vip netip.Addr) uint64 {
 	h := sha256.New()
 	h.Write([]byte(node))
@@ -37,12 +41,12 @@ func score(node string, vip netip.Addr) uint64 {
 	return binary.BigEndian.Uint64(h.Sum(sum[:0])[:8])
 }
 
-// Owner returns the candidate that owns vip by rendezvous
-// (highest-random-weight) hashing: the candidate with the highest score
-// wins, and equal scores go to the lexically smallest name. It returns
-// false when there are no candidates. The result does not depend on the
-// order of candidates, and removing a candidate only moves the VIPs it
-// owned.
+// Owner returns the candidate vip prefers by rendezvous
+// (highest-random-weight) hashing, which is its owner under Elect unless
+// a load bound applies: the candidate with the highest score wins, and
+// equal scores go to the lexically smallest name. It returns false when
+// there are no candidates. The result does not depend on the order of
+// candidates, and removing a candidate only moves the VIPs it preferred.
 func Owner(vip netip.Addr, candidates []string) (string, bool) {
 	var (
 		best      string
@@ -58,20 +62,22 @@ func Owner(vip netip.Addr, candidates []string) (string, bool) {
 	return best, found
 }
 
-// Eligible returns the names of the nodes of st that may announce svc, in
-// the order of st.Nodes: nodes that are not Excluded, are live, and, when
+// Eligible returns the names of the nodes of st that may announce vip of
+// svc, in the order of st.Nodes: nodes that are not Excluded, are live,
+// are selected by an Announcement of vip's pool (see Announced) and, when
 // svc's traffic policy is Local, host a Ready endpoint of svc (with Local,
 // a node without one would attract traffic it can only drop). A nil live
 // treats every node as live.
-func Eligible(st *model.State, svc *model.Service, live func(node string) bool) []string {
+func Eligible(st *model.State, svc *model.Service, vip netip.Addr, live func(node string) bool) []string {
 	var local map[string]bool
 	if svc.TrafficPolicy == model.PolicyLocal {
 		local = readyNodes(svc)
 	}
+	pool := PoolOf(st, vip)
 	var out []string
 	for i := range st.Nodes {
 		n := &st.Nodes[i]
-		if n.Excluded || (live != nil && !live(n.Name)) {
+		if n.Excluded || (live != nil && !live(n.Name)) || !Announced(st, pool, n) {
 			continue
 		}
 		if local != nil && !local[n.Name] {
@@ -95,32 +101,52 @@ func readyNodes(svc *model.Service) map[string]bool {
 // ShouldAnnounce reports whether node self must announce vip of svc, with
 // a human-readable reason for status output and logs: ReasonOwner when it
 // must, otherwise why not (ReasonExcluded, ReasonNotLive,
-// ReasonNoLocalEps, ReasonUnknownNode, or "owned by <node>"). Every node
-// evaluating the same inputs computes the same owner. A nil live treats
-// every node as live.
+// ReasonNotAnnounced, ReasonNoLocalEps, ReasonUnknownNode, or "owned by
+// <node>"). It runs a whole Elect over st: a caller deciding for many
+// VIPs calls Elect once and Why per VIP. A nil live treats every node as
+// live.
 func ShouldAnnounce(self string, st *model.State, svc *model.Service, vip netip.Addr, live func(string) bool) (bool, string) {
 	if !vip.IsValid() {
 		return false, ReasonInvalidAddress
 	}
+	if !slices.ContainsFunc(svc.VIPs, func(v netip.Addr) bool { return v.Unmap() == vip.Unmap() }) {
+		// A Service not (yet) carrying vip: elect as if it did.
+		c := *svc
+		c.VIPs = []netip.Addr{vip}
+		s := *st
+		s.Services = append(slices.Clone(st.Services), c)
+		st = &s
+	}
+	r := Why(Elect(st, live), self, st, svc, vip, live)
+	return r == ReasonOwner, r
+}
+
+// Why returns the reason node self does or does not announce vip of svc
+// under election e (see ShouldAnnounce for the reasons).
+func Why(e *Election, self string, st *model.State, svc *model.Service, vip netip.Addr, live func(string) bool) string {
 	// Reasons about self come first: they are the actionable ones for the
 	// operator looking at this node.
 	n, ok := st.Node(self)
 	switch {
+	case !vip.IsValid():
+		return ReasonInvalidAddress
 	case !ok:
-		return false, ReasonUnknownNode
+		return ReasonUnknownNode
 	case n.Excluded:
-		return false, ReasonExcluded
+		return ReasonExcluded
 	case live != nil && !live(self):
-		return false, ReasonNotLive
+		return ReasonNotLive
+	case !Announced(st, PoolOf(st, vip), n):
+		return ReasonNotAnnounced
 	case svc.TrafficPolicy == model.PolicyLocal && !readyNodes(svc)[self]:
-		return false, ReasonNoLocalEps
+		return ReasonNoLocalEps
 	}
-	owner, ok := Owner(vip, Eligible(st, svc, live))
+	owner, ok := e.Owner(vip)
 	switch {
 	case !ok:
-		return false, ReasonNoEligible
+		return e.Reason(vip)
 	case owner == self:
-		return true, ReasonOwner
+		return ReasonOwner
 	}
-	return false, ReasonOwnedByPrefix + owner
+	return ReasonOwnedByPrefix + owner
 }

@@ -190,7 +190,7 @@ func TestEligible(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			svc := &model.Service{TrafficPolicy: tt.policy, Endpoints: eps}
-			if diff := cmp.Diff(tt.want, Eligible(st, svc, tt.live)); diff != "" {
+			if diff := cmp.Diff(tt.want, Eligible(st, svc, netip.MustParseAddr("10.20.1.1"), tt.live)); diff != "" {
 				t.Errorf("Eligible (-want +got):\n%s", diff)
 			}
 		})

@@ -48,6 +48,11 @@ func (e *FieldError) Error() string {
 // Unwrap returns the underlying problem.
 func (e *FieldError) Unwrap() error { return e.Err }
 
+// ErrOverlap is the problem of a pool range that overlaps another range of
+// the same or an earlier (by name) pool. It is exported so the controller
+// can tell a conflict between pools from a pool that is wrong on its own.
+var ErrOverlap = errors.New("overlaps")
+
 // Problems shared by several kinds. They are wrapped in FieldErrors and
 // unexported: callers act on the object and field, not on the problem.
 var (

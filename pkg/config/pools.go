@@ -75,12 +75,12 @@ func convertPool(o *object, p *v1alpha1.IPPool, claimed []claim) (model.Pool, []
 		c := claim{r: r, pool: p.Name, field: field, text: s}
 		for _, prev := range mine {
 			if overlaps(r, prev.r) {
-				o.addf(field, s, "overlaps %s %q", prev.field, prev.text)
+				o.add(field, s, fmt.Errorf("%w %s %q", ErrOverlap, prev.field, prev.text))
 			}
 		}
 		for _, prev := range claimed {
 			if overlaps(r, prev.r) {
-				o.addf(field, s, "overlaps IPPool %q %s %q", prev.pool, prev.field, prev.text)
+				o.add(field, s, fmt.Errorf("%w IPPool %q %s %q", ErrOverlap, prev.pool, prev.field, prev.text))
 			}
 		}
 		mine = append(mine, c)

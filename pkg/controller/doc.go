@@ -36,4 +36,24 @@
 // address, the pool and the selector that refused it); it is not repeated
 // while the reason stays the same. A Service that gets an address gets an
 // Event with reason IPAllocated.
+//
+// Each IPPool's status carries its usage (addressesTotal, addressesUsed)
+// and three conditions: Valid (False with reason InvalidSpec or Conflict,
+// and the field at fault, when lbd cannot use the pool), Exhausted (True
+// while Services wait for an address the pool has no more of; it turns
+// False by itself once they got one) and Stranded (see below).
+//
+// # Pool shrink and removal
+//
+// When a pool shrinks, is removed, or becomes invalid, Services holding
+// addresses outside every pool keep them and keep being served: moving a
+// live VIP breaks every client, and an address in no pool can never be
+// handed to anyone else, so keeping it is safe. Each such Service gets a
+// Warning Event AddressOutsidePool, and a pool that still exists gets
+// Stranded=True naming them. Nothing is reassigned silently: the operator
+// deletes the Service or requests another address (spec.loadBalancerIP or
+// the loadBalancerIPs annotations) to move it, or restores the pool, which
+// takes the addresses back. A controller restart keeps them too, as it
+// restores from Service status (the Stranded condition is then rebuilt
+// only for pools that change again).
 package controller

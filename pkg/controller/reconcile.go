@@ -8,21 +8,19 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/retry"
 
-	"github.com/lbd-project/lbd/pkg/apis/v1alpha1"
 	"github.com/lbd-project/lbd/pkg/config"
 	"github.com/lbd-project/lbd/pkg/ipam"
 	"github.com/lbd-project/lbd/pkg/model"
@@ -34,6 +32,9 @@ const (
 	ReasonIPAllocated      = "IPAllocated"
 	ReasonAllocationFailed = "AllocationFailed"
 	ReasonInvalidService   = "InvalidService"
+	// ReasonAddressOutsidePool: the Service keeps serving on an address
+	// that no IPPool contains any more (its pool shrank or was removed).
+	ReasonAddressOutsidePool = "AddressOutsidePool"
 )
 
 const (
@@ -61,6 +62,13 @@ type termState struct {
 	// refused is the last AllocationFailed or InvalidService message per
 	// Service, so a persisting refusal is reported once.
 	refused map[model.ServiceKey]string
+	// stranded holds the Services that keep addresses no pool contains
+	// any more (a pool shrank or went away): they keep them, see
+	// restore. formerPool names the pool each such address came from.
+	stranded   map[model.ServiceKey][]netip.Addr
+	formerPool map[netip.Addr]string
+	// warned is the last AddressOutsidePool message per Service.
+	warned map[model.ServiceKey]string
 }
 
 // lead runs one term: caches, restore, then a pass per change.
@@ -83,6 +91,10 @@ func (c *Controller) lead(ctx context.Context) error {
 		rec:     bc.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "lbd-ipam"}),
 		written: make(map[model.ServiceKey][]netip.Addr),
 		refused: make(map[model.ServiceKey]string),
+
+		stranded:   make(map[model.ServiceKey][]netip.Addr),
+		formerPool: make(map[netip.Addr]string),
+		warned:     make(map[model.ServiceKey]string),
 	}
 
 	inf.Start(ctx)
@@ -159,6 +171,8 @@ func (t *termState) pass(ctx context.Context) error {
 		}
 		t.alloc.Release(key)
 		delete(t.written, key)
+		delete(t.stranded, key)
+		delete(t.warned, key)
 		log.Info("released", "op", "release", "svc", key)
 	}
 	for _, obj := range t.inf.AllServices() {
@@ -182,18 +196,24 @@ func (t *termState) pass(ctx context.Context) error {
 		}
 	}
 
+	waiting := make(map[string][]model.ServiceKey)
+	var writes []statusWrite
 	for i := range st.Services {
 		svc := &st.Services[i]
 		cur, known := t.written[svc.Key]
 		if !known {
 			cur = svc.VIPs
 		}
+		if t.keepStranded(svc) {
+			continue
+		}
 		addrs, err := t.alloc.Assign(svc)
 		if err != nil {
+			for _, p := range ipam.ExhaustedPools(err) {
+				waiting[p] = append(waiting[p], svc.Key)
+			}
 			if len(cur) > 0 {
-				if werr := t.writeStatus(ctx, svc.Key, nil); werr != nil {
-					errs = append(errs, werr)
-				}
+				writes = append(writes, statusWrite{key: svc.Key})
 			}
 			delete(t.written, svc.Key)
 			if obj, ok := t.inf.Service(svc.Key.Namespace, svc.Key.Name); ok {
@@ -206,58 +226,30 @@ func (t *termState) pass(ctx context.Context) error {
 			t.written[svc.Key] = addrs
 			continue
 		}
-		if err := t.writeStatus(ctx, svc.Key, addrs); err != nil {
+		writes = append(writes, statusWrite{key: svc.Key, addrs: addrs})
+	}
+	// The writes are independent, and one at a time the round trips
+	// would dominate a large pass (10 000 new Services).
+	for i, err := range t.writeAll(ctx, writes) {
+		w := writes[i]
+		if err != nil {
 			// The allocator keeps the addresses; the next pass
 			// writes them.
 			errs = append(errs, err)
 			continue
 		}
-		t.written[svc.Key] = addrs
-		pool, _ := t.alloc.PoolOf(addrs[0])
-		log.Info("allocated", "op", "assign", "svc", svc.Key, "ip", addrs, "pool", pool)
-		if obj, ok := t.inf.Service(svc.Key.Namespace, svc.Key.Name); ok {
-			t.rec.Eventf(obj, corev1.EventTypeNormal, ReasonIPAllocated, "Assigned IP %s from pool %s", joinAddrs(addrs), pool)
+		if w.addrs == nil {
+			continue
+		}
+		t.written[w.key] = w.addrs
+		pool, _ := t.alloc.PoolOf(w.addrs[0])
+		log.Info("allocated", "op", "assign", "svc", w.key, "ip", w.addrs, "pool", pool)
+		if obj, ok := t.inf.Service(w.key.Namespace, w.key.Name); ok {
+			t.rec.Eventf(obj, corev1.EventTypeNormal, ReasonIPAllocated, "Assigned IP %s from pool %s", joinAddrs(w.addrs), pool)
 		}
 	}
-	errs = append(errs, t.poolStatus(ctx, res.Pools)...)
+	errs = append(errs, t.poolStatus(ctx, res.Pools, poolProblems(convErr), waiting)...)
 	return errors.Join(errs...)
-}
-
-// poolStatus publishes each pool's usage in its status, when it changed.
-func (t *termState) poolStatus(ctx context.Context, pools []v1alpha1.IPPool) []error {
-	stats := make(map[string]ipam.PoolStats)
-	for _, ps := range t.alloc.Stats() {
-		stats[ps.Name] = ps
-	}
-	var errs []error
-	for i := range pools {
-		p := &pools[i]
-		ps, ok := stats[p.Name]
-		if !ok {
-			continue // invalid, left out by pkg/config
-		}
-		total, used := strconv.FormatUint(ps.Total, 10), strconv.FormatUint(ps.Used, 10)
-		if p.Status.AddressesTotal == total && p.Status.AddressesUsed == used {
-			continue
-		}
-		upd := p.DeepCopy()
-		upd.Status.AddressesTotal, upd.Status.AddressesUsed = total, used
-		obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(upd)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("encode IPPool %s: %w", p.Name, err))
-			continue
-		}
-		u := &unstructured.Unstructured{Object: obj}
-		u.SetAPIVersion(v1alpha1.GroupVersion.String())
-		u.SetKind(v1alpha1.KindIPPool)
-		// A conflict means the pool changed; its event brings another
-		// pass, which writes from the newer object.
-		_, err = t.c.cfg.Clients.Dynamic.Resource(kube.IPPoolsResource).UpdateStatus(ctx, u, metav1.UpdateOptions{})
-		if err != nil && !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("write status of IPPool %s: %w", p.Name, err))
-		}
-	}
-	return errs
 }
 
 // restore records every Service's current addresses in a new allocator,
@@ -274,6 +266,28 @@ func (t *termState) restore(alloc *ipam.Allocator, st *model.State) {
 		if len(ips) == 0 {
 			continue
 		}
+		// An address no pool contains any more stays with its Service:
+		// moving a live VIP breaks every client of it, and no pool can
+		// hand the address to anyone else. The operator decides.
+		var outside []netip.Addr
+		for _, ip := range ips {
+			if _, ok := alloc.PoolOf(ip); !ok {
+				outside = append(outside, ip)
+				if t.alloc != nil {
+					if p, ok := t.alloc.PoolOf(ip); ok {
+						t.formerPool[ip] = p
+					}
+				}
+			}
+		}
+		if len(outside) > 0 {
+			t.stranded[svc.Key] = ips
+			alloc.Restore(svc, ips) // holds the addresses still in pools
+			t.written[svc.Key] = ips
+			restored++
+			continue
+		}
+		delete(t.stranded, svc.Key)
 		if err := alloc.Restore(svc, ips); err != nil {
 			// Assign, in the pass, moves the Service to an address
 			// it may have, and reports why if there is none.
@@ -295,6 +309,38 @@ func (t *termState) refuse(obj *corev1.Service, reason, msg string) {
 	t.refused[key] = msg
 	t.c.log.Warn("no address", "op", "assign", "svc", key, "reason", reason, "err", msg)
 	t.rec.Event(obj, corev1.EventTypeWarning, reason, msg)
+}
+
+// statusWriters bounds the status writes of one pass in flight at once.
+const statusWriters = 16
+
+// statusWrite is one Service's status to publish; nil addrs clears it.
+type statusWrite struct {
+	key   model.ServiceKey
+	addrs []netip.Addr
+}
+
+// writeAll performs the writes concurrently and returns their errors in
+// order.
+func (t *termState) writeAll(ctx context.Context, writes []statusWrite) []error {
+	errs := make([]error, len(writes))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(statusWriters, len(writes)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(writes) {
+					return
+				}
+				errs[i] = t.writeStatus(ctx, writes[i].key, writes[i].addrs)
+			}
+		}()
+	}
+	wg.Wait()
+	return errs
 }
 
 // writeStatus sets status.loadBalancer.ingress of a Service through the

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+
+	"github.com/lbd-project/lbd/pkg/model"
 )
 
 // Datapath is the loaded BPF datapath of one node.
@@ -18,11 +20,16 @@ type Datapath struct {
 	maglev *Maglev
 
 	frontends map[frontendKey]*frontend
-	vips      map[netip.Addr]bool
+	vips      map[netip.Addr]int // frontends per VIP: its marker lives while > 0
 	backends  map[backendKey]*backendRef
+	memo      map[model.ServiceKey]*svcMemo // what the last Sync saw of each service
+	gen       uint64                        // Sync count: frontend.gen == gen is wanted now
+	scratch   [4]maglevScratch              // one per table-filling worker
+	restored  bool                          // backends restored from pins: the next Sync frees the unused
 	svcIDs    *idPool
 	beIDs     *idPool
 	attached  map[string]Mode
+	flowsOpen bool // a FlowReader is open (flows.go)
 }
 
 // New loads the datapath, reopening the maps pinned under opts.PinDir (so
@@ -46,7 +53,8 @@ func New(opts Options) (*Datapath, error) {
 		objs:      objs,
 		maglev:    mg,
 		frontends: make(map[frontendKey]*frontend),
-		vips:      make(map[netip.Addr]bool),
+		vips:      make(map[netip.Addr]int),
+		memo:      make(map[model.ServiceKey]*svcMemo),
 		backends:  make(map[backendKey]*backendRef),
 		svcIDs:    newIDPool(0, opts.MaxServices-1),
 		beIDs:     newIDPool(1, opts.MaxBackends-1), // 0 means "none" in lb_maglev

@@ -52,6 +52,9 @@ type lbLbCt struct {
 	Flags    uint32
 	Pad      uint32
 	LastSeen uint64
+	Dmac     [6]uint8
+	Smac     [6]uint8
+	Oif      uint32
 }
 
 type lbLbCtFlags uint32
@@ -59,6 +62,32 @@ type lbLbCtFlags uint32
 const (
 	lbLbCtFlagsLB_CT_SNAT    lbLbCtFlags = 1
 	lbLbCtFlagsLB_CT_CLOSING lbLbCtFlags = 2
+	lbLbCtFlagsLB_CT_FIB     lbLbCtFlags = 4
+)
+
+type lbLbFlowEvent struct {
+	_        structs.HostLayout
+	Ts       uint64
+	Client   [16]uint8
+	Vip      [16]uint8
+	Backend  [16]uint8
+	Cport    uint16
+	Vport    uint16
+	Bport    uint16
+	SnatPort uint16
+	SvcId    uint32
+	Proto    uint8
+	Type     uint8
+	Reason   uint8
+	Flags    uint8
+}
+
+type lbLbFlowFlags uint32
+
+const (
+	lbLbFlowFlagsLB_FLOW_F_AFFINITY lbLbFlowFlags = 1
+	lbLbFlowFlagsLB_FLOW_F_SNAT     lbLbFlowFlags = 2
+	lbLbFlowFlagsLB_FLOW_F_NO_SVC   lbLbFlowFlags = 4
 )
 
 type lbLbFlowKey struct {
@@ -70,6 +99,22 @@ type lbLbFlowKey struct {
 	Proto uint8
 	Pad   [3]uint8
 }
+
+type lbLbFlowStat uint32
+
+const (
+	lbLbFlowStatLB_FLOW_S_EMITTED lbLbFlowStat = 0
+	lbLbFlowStatLB_FLOW_S_LOST    lbLbFlowStat = 1
+	lbLbFlowStatLB_FLOW_S_MAX     lbLbFlowStat = 2
+)
+
+type lbLbFlowType uint32
+
+const (
+	lbLbFlowTypeLB_FLOW_NEW         lbLbFlowType = 1
+	lbLbFlowTypeLB_FLOW_DROP        lbLbFlowType = 2
+	lbLbFlowTypeLB_FLOW_ESTABLISHED lbLbFlowType = 3
+)
 
 type lbLbReason uint32
 
@@ -101,6 +146,11 @@ type lbLbRev struct {
 	SvcId  uint32
 	Flags  uint32
 	Pad    uint32
+}
+
+type lbLbScratch struct {
+	_ structs.HostLayout
+	W [8]uint64
 }
 
 type lbLbSrcKey struct {
@@ -150,9 +200,12 @@ const (
 	lbMapLbAffinity           = "lb_affinity"
 	lbMapLbBackends           = "lb_backends"
 	lbMapLbConntrack          = "lb_conntrack"
+	lbMapLbFlowEvents         = "lb_flow_events"
+	lbMapLbFlowStats          = "lb_flow_stats"
 	lbMapLbMaglev             = "lb_maglev"
 	lbMapLbReasons            = "lb_reasons"
 	lbMapLbRevnat             = "lb_revnat"
+	lbMapLbScratch            = "lb_scratch"
 	lbMapLbServices           = "lb_services"
 	lbMapLbSrcRanges          = "lb_src_ranges"
 	lbMapLbStats              = "lb_stats"
@@ -160,8 +213,14 @@ const (
 	lbProgLbTcIngress         = "lb_tc_ingress"
 	lbProgLbXdp               = "lb_xdp"
 	lbVarFastLocalRedirect    = "fast_local_redirect"
+	lbVarFlowEnabled          = "flow_enabled"
+	lbVarFlowSample           = "flow_sample"
 	lbVarLbUnusedBackendFlags = "lb_unused_backend_flags"
 	lbVarLbUnusedCtFlags      = "lb_unused_ct_flags"
+	lbVarLbUnusedFlowEvent    = "lb_unused_flow_event"
+	lbVarLbUnusedFlowFlags    = "lb_unused_flow_flags"
+	lbVarLbUnusedFlowStat     = "lb_unused_flow_stat"
+	lbVarLbUnusedFlowType     = "lb_unused_flow_type"
 	lbVarLbUnusedReason       = "lb_unused_reason"
 	lbVarLbUnusedSvcFlags     = "lb_unused_svc_flags"
 	lbVarMaglevSize           = "maglev_size"
@@ -222,15 +281,18 @@ type lbProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lbMapSpecs struct {
-	LbAffinity  *ebpf.MapSpec `ebpf:"lb_affinity"`
-	LbBackends  *ebpf.MapSpec `ebpf:"lb_backends"`
-	LbConntrack *ebpf.MapSpec `ebpf:"lb_conntrack"`
-	LbMaglev    *ebpf.MapSpec `ebpf:"lb_maglev"`
-	LbReasons   *ebpf.MapSpec `ebpf:"lb_reasons"`
-	LbRevnat    *ebpf.MapSpec `ebpf:"lb_revnat"`
-	LbServices  *ebpf.MapSpec `ebpf:"lb_services"`
-	LbSrcRanges *ebpf.MapSpec `ebpf:"lb_src_ranges"`
-	LbStats     *ebpf.MapSpec `ebpf:"lb_stats"`
+	LbAffinity   *ebpf.MapSpec `ebpf:"lb_affinity"`
+	LbBackends   *ebpf.MapSpec `ebpf:"lb_backends"`
+	LbConntrack  *ebpf.MapSpec `ebpf:"lb_conntrack"`
+	LbFlowEvents *ebpf.MapSpec `ebpf:"lb_flow_events"`
+	LbFlowStats  *ebpf.MapSpec `ebpf:"lb_flow_stats"`
+	LbMaglev     *ebpf.MapSpec `ebpf:"lb_maglev"`
+	LbReasons    *ebpf.MapSpec `ebpf:"lb_reasons"`
+	LbRevnat     *ebpf.MapSpec `ebpf:"lb_revnat"`
+	LbScratch    *ebpf.MapSpec `ebpf:"lb_scratch"`
+	LbServices   *ebpf.MapSpec `ebpf:"lb_services"`
+	LbSrcRanges  *ebpf.MapSpec `ebpf:"lb_src_ranges"`
+	LbStats      *ebpf.MapSpec `ebpf:"lb_stats"`
 }
 
 // lbVariableSpecs contains global variables before they are loaded into the kernel.
@@ -238,8 +300,14 @@ type lbMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type lbVariableSpecs struct {
 	FastLocalRedirect    *ebpf.VariableSpec `ebpf:"fast_local_redirect"`
+	FlowEnabled          *ebpf.VariableSpec `ebpf:"flow_enabled"`
+	FlowSample           *ebpf.VariableSpec `ebpf:"flow_sample"`
 	LbUnusedBackendFlags *ebpf.VariableSpec `ebpf:"lb_unused_backend_flags"`
 	LbUnusedCtFlags      *ebpf.VariableSpec `ebpf:"lb_unused_ct_flags"`
+	LbUnusedFlowEvent    *ebpf.VariableSpec `ebpf:"lb_unused_flow_event"`
+	LbUnusedFlowFlags    *ebpf.VariableSpec `ebpf:"lb_unused_flow_flags"`
+	LbUnusedFlowStat     *ebpf.VariableSpec `ebpf:"lb_unused_flow_stat"`
+	LbUnusedFlowType     *ebpf.VariableSpec `ebpf:"lb_unused_flow_type"`
 	LbUnusedReason       *ebpf.VariableSpec `ebpf:"lb_unused_reason"`
 	LbUnusedSvcFlags     *ebpf.VariableSpec `ebpf:"lb_unused_svc_flags"`
 	MaglevSize           *ebpf.VariableSpec `ebpf:"maglev_size"`
@@ -269,15 +337,18 @@ func (o *lbObjects) Close() error {
 //
 // It can be passed to loadLbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lbMaps struct {
-	LbAffinity  *ebpf.Map `ebpf:"lb_affinity"`
-	LbBackends  *ebpf.Map `ebpf:"lb_backends"`
-	LbConntrack *ebpf.Map `ebpf:"lb_conntrack"`
-	LbMaglev    *ebpf.Map `ebpf:"lb_maglev"`
-	LbReasons   *ebpf.Map `ebpf:"lb_reasons"`
-	LbRevnat    *ebpf.Map `ebpf:"lb_revnat"`
-	LbServices  *ebpf.Map `ebpf:"lb_services"`
-	LbSrcRanges *ebpf.Map `ebpf:"lb_src_ranges"`
-	LbStats     *ebpf.Map `ebpf:"lb_stats"`
+	LbAffinity   *ebpf.Map `ebpf:"lb_affinity"`
+	LbBackends   *ebpf.Map `ebpf:"lb_backends"`
+	LbConntrack  *ebpf.Map `ebpf:"lb_conntrack"`
+	LbFlowEvents *ebpf.Map `ebpf:"lb_flow_events"`
+	LbFlowStats  *ebpf.Map `ebpf:"lb_flow_stats"`
+	LbMaglev     *ebpf.Map `ebpf:"lb_maglev"`
+	LbReasons    *ebpf.Map `ebpf:"lb_reasons"`
+	LbRevnat     *ebpf.Map `ebpf:"lb_revnat"`
+	LbScratch    *ebpf.Map `ebpf:"lb_scratch"`
+	LbServices   *ebpf.Map `ebpf:"lb_services"`
+	LbSrcRanges  *ebpf.Map `ebpf:"lb_src_ranges"`
+	LbStats      *ebpf.Map `ebpf:"lb_stats"`
 }
 
 func (m *lbMaps) Close() error {
@@ -285,9 +356,12 @@ func (m *lbMaps) Close() error {
 		m.LbAffinity,
 		m.LbBackends,
 		m.LbConntrack,
+		m.LbFlowEvents,
+		m.LbFlowStats,
 		m.LbMaglev,
 		m.LbReasons,
 		m.LbRevnat,
+		m.LbScratch,
 		m.LbServices,
 		m.LbSrcRanges,
 		m.LbStats,
@@ -299,8 +373,14 @@ func (m *lbMaps) Close() error {
 // It can be passed to loadLbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lbVariables struct {
 	FastLocalRedirect    *ebpf.Variable `ebpf:"fast_local_redirect"`
+	FlowEnabled          *ebpf.Variable `ebpf:"flow_enabled"`
+	FlowSample           *ebpf.Variable `ebpf:"flow_sample"`
 	LbUnusedBackendFlags *ebpf.Variable `ebpf:"lb_unused_backend_flags"`
 	LbUnusedCtFlags      *ebpf.Variable `ebpf:"lb_unused_ct_flags"`
+	LbUnusedFlowEvent    *ebpf.Variable `ebpf:"lb_unused_flow_event"`
+	LbUnusedFlowFlags    *ebpf.Variable `ebpf:"lb_unused_flow_flags"`
+	LbUnusedFlowStat     *ebpf.Variable `ebpf:"lb_unused_flow_stat"`
+	LbUnusedFlowType     *ebpf.Variable `ebpf:"lb_unused_flow_type"`
 	LbUnusedReason       *ebpf.Variable `ebpf:"lb_unused_reason"`
 	LbUnusedSvcFlags     *ebpf.Variable `ebpf:"lb_unused_svc_flags"`
 	MaglevSize           *ebpf.Variable `ebpf:"maglev_size"`

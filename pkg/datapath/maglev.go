@@ -3,12 +3,11 @@
 package datapath
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"math/big"
 	"slices"
-	"strings"
 )
 
 // DefaultMaglevSize is the Maglev table size per service: a prime. Each
@@ -46,35 +45,90 @@ func (g *Maglev) Size() uint32 { return uint32(g.m) }
 // the names do, so every node computes the same table. With no names the
 // table is nil.
 func (g *Maglev) Table(names []string) []int {
-	n := len(names)
-	if n == 0 {
+	if len(names) == 0 {
 		return nil
 	}
+	var s maglevScratch
+	for _, n := range names {
+		s.add([]byte(n))
+	}
+	t := g.fill(&s)
+	out := make([]int, len(t))
+	for i, v := range t {
+		out[i] = int(v)
+	}
+	return out
+}
+
+// maglevScratch holds one table computation's inputs and buffers, reused
+// from one service to the next so a Sync of thousands of services does not
+// allocate per service. Names are added as bytes (add), then fill.
+type maglevScratch struct {
+	names []byte // the names, back to back
+	ends  []int  // end of name i in names
+	pos   []uint64
+	skip  []uint64
+	order []int
+	table []int32
+	// For the caller: a name's bytes and the backend ids of a table.
+	buf []byte
+	ids []uint64
+}
+
+func (s *maglevScratch) reset() {
+	s.names, s.ends = s.names[:0], s.ends[:0]
+}
+
+func (s *maglevScratch) add(name []byte) {
+	s.names = append(s.names, name...)
+	s.ends = append(s.ends, len(s.names))
+}
+
+func (s *maglevScratch) name(i int) []byte {
+	start := 0
+	if i > 0 {
+		start = s.ends[i-1]
+	}
+	return s.names[start:s.ends[i]]
+}
+
+// fill computes the table of the names in s; the result is s's buffer,
+// valid until the next fill. Each backend's preference list is
+// offset + j*skip (mod m); the position in it is kept as the slot itself,
+// advanced by one addition, not recomputed with a division per probe.
+func (g *Maglev) fill(s *maglevScratch) []int32 {
+	n := len(s.ends)
 	m := g.m
-	offset := make([]uint64, n)
-	skip := make([]uint64, n)
-	for i, name := range names {
-		h1, h2 := hash2(name)
-		offset[i] = h1 % m
-		skip[i] = h2%(m-1) + 1
+	s.pos = resize(s.pos, n)
+	s.skip = resize(s.skip, n)
+	s.order = resize(s.order, n)
+	s.table = resize(s.table, int(m))
+	for i := range n {
+		h1, h2 := hash2(s.name(i))
+		s.pos[i] = h1 % m
+		s.skip[i] = h2%(m-1) + 1
+		s.order[i] = i
 	}
 	// Fill in name order so the result is independent of input order.
-	order := sortedIndex(names)
-	next := make([]uint64, n)
-	table := make([]int, m)
+	slices.SortFunc(s.order, func(a, b int) int { return bytes.Compare(s.name(a), s.name(b)) })
+	table := s.table
 	for i := range table {
 		table[i] = -1
 	}
 	filled := uint64(0)
 	for {
-		for _, i := range order {
-			c := (offset[i] + next[i]*skip[i]) % m
+		for _, i := range s.order {
+			c, skip := s.pos[i], s.skip[i]
 			for table[c] >= 0 {
-				next[i]++
-				c = (offset[i] + next[i]*skip[i]) % m
+				if c += skip; c >= m {
+					c -= m
+				}
 			}
-			table[c] = i
-			next[i]++
+			table[c] = int32(i)
+			if c += skip; c >= m {
+				c -= m
+			}
+			s.pos[i] = c
 			filled++
 			if filled == m {
 				return table
@@ -83,19 +137,26 @@ func (g *Maglev) Table(names []string) []int {
 	}
 }
 
-func hash2(s string) (uint64, uint64) {
-	h := fnv.New64a()
-	h.Write([]byte(s))
-	a := h.Sum64()
-	h.Write([]byte{0x9e, 0x37, 0x79, 0xb9})
-	return a, h.Sum64()
+func resize[T any](b []T, n int) []T {
+	if cap(b) < n {
+		return make([]T, n)
+	}
+	return b[:n]
 }
 
-func sortedIndex(names []string) []int {
-	idx := make([]int, len(names))
-	for i := range idx {
-		idx[i] = i
+// hash2 is two FNV-1a 64 hashes of s: of s, and of s followed by 4 fixed
+// bytes (the state carried on), inline so no hasher is allocated.
+func hash2(s []byte) (uint64, uint64) {
+	const prime = 1099511628211
+	a := uint64(14695981039346656037)
+	for _, c := range s {
+		a ^= uint64(c)
+		a *= prime
 	}
-	slices.SortFunc(idx, func(a, b int) int { return strings.Compare(names[a], names[b]) })
-	return idx
+	b := a
+	for _, c := range [4]byte{0x9e, 0x37, 0x79, 0xb9} {
+		b ^= uint64(c)
+		b *= prime
+	}
+	return a, b
 }

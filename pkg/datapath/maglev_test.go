@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -230,5 +231,61 @@ func BenchmarkMaglevTable(b *testing.B) {
 				g.Table(names)
 			}
 		})
+	}
+}
+
+// referenceTable is the textbook Maglev population (one division per
+// probe, a hasher per name): the fast fill must produce exactly its
+// tables, so nodes running either agree and an upgrade moves no flow.
+func referenceTable(m uint64, names []string) []int {
+	n := len(names)
+	offset, skip, next := make([]uint64, n), make([]uint64, n), make([]uint64, n)
+	for i, name := range names {
+		h := fnv.New64a()
+		h.Write([]byte(name))
+		a := h.Sum64()
+		h.Write([]byte{0x9e, 0x37, 0x79, 0xb9})
+		offset[i], skip[i] = a%m, h.Sum64()%(m-1)+1
+	}
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(names[a], names[b]) })
+	table := make([]int, m)
+	for i := range table {
+		table[i] = -1
+	}
+	for filled := uint64(0); ; {
+		for _, i := range order {
+			c := (offset[i] + next[i]*skip[i]) % m
+			for table[c] >= 0 {
+				next[i]++
+				c = (offset[i] + next[i]*skip[i]) % m
+			}
+			table[c] = i
+			next[i]++
+			if filled++; filled == m {
+				return table
+			}
+		}
+	}
+}
+
+func TestMaglevTableMatchesReference(t *testing.T) {
+	for _, m := range []uint32{7, 1021, 16381} {
+		g, err := NewMaglev(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []int{1, 2, 3, 10, 100} {
+			var names []string
+			for i := range n {
+				names = append(names, fmt.Sprintf("10.%d.%d.%d:8080", n, i/256, i%256))
+			}
+			if diff := cmp.Diff(referenceTable(uint64(m), names), g.Table(names)); diff != "" {
+				t.Errorf("m=%d n=%d: table differs from the reference (-want +got):\n%s", m, n, diff)
+			}
+		}
 	}
 }

@@ -30,6 +30,11 @@ var mapSchema = map[string]struct {
 	lbMapLbSrcRanges: {key: lbLbSrcKey{}, value: uint8(0)},
 	lbMapLbStats:     {key: uint32(0), value: lbLbSvcStats{}, perCPU: true},
 	lbMapLbReasons:   {key: uint32(0), value: uint64(0), perCPU: true},
+	lbMapLbScratch:   {key: uint32(0), value: lbLbScratch{}, perCPU: true},
+	// A ring buffer has no key or value; its records are lbLbFlowEvent,
+	// generated from the same struct the programs write (flows.go).
+	lbMapLbFlowEvents: {key: struct{}{}, value: struct{}{}},
+	lbMapLbFlowStats:  {key: uint32(0), value: uint64(0), perCPU: true},
 }
 
 func TestSchemaMapSizes(t *testing.T) {

@@ -7,10 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"runtime"
 	"slices"
+	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
 	"github.com/lbd-project/lbd/pkg/model"
 )
 
@@ -39,7 +45,8 @@ type frontend struct {
 	val      lbLbSvc
 	backends []backendKey // sorted
 	ranges   []netip.Prefix
-	synced   bool // table written by this process
+	synced   bool   // table written by this process
+	gen      uint64 // the last Sync that wanted it
 }
 
 // desired is a frontend as the State wants it.
@@ -119,41 +126,138 @@ type SyncStats struct {
 	FrontendsAdded, FrontendsUpdated, FrontendsRemoved int
 	TablesWritten                                      int
 	BackendsAdded, BackendsRemoved                     int
+	// ServicesSkipped counts services found unchanged since the last
+	// Sync by their fingerprint: nothing of them was computed or written.
+	ServicesSkipped int
+}
+
+// svcMemo is what the last Sync saw of a service: the fingerprint of its
+// datapath-relevant fields and the frontends it produced.
+type svcMemo struct {
+	fp  uint64 // 0: compute again
+	gen uint64 // the last Sync that saw the service
+	fks []frontendKey
+}
+
+// syncBatch collects one Sync's map writes so each map is written in few
+// syscalls, in an order where a packet never sees a frontend whose
+// backends or table are not written yet: backends, tables, services.
+type syncBatch struct {
+	beKeys   []uint32
+	beVals   []lbLbBackend
+	svcKeys  []lbLbSvcKey
+	svcVals  []lbLbSvc
+	newIDs   []uint32 // frontend ids whose counters must start at zero
+	tables   []tableWrite
+	released []backendKey // backends unreferenced this Sync: freed if at 0
+}
+
+type tableWrite struct {
+	id uint32
+	bs []backendKey
 }
 
 // Sync programs the maps for st as seen from node self, writing only what
 // changed since the last Sync (after a restart, the first Sync rewrites
-// the Maglev tables once). Per-frontend failures are joined; the others are
-// still applied. Writes are ordered so a packet never sees a frontend
-// whose backends are not written yet.
+// the Maglev tables once). Services whose fingerprint did not change are
+// skipped without computing their frontends, so one change among
+// thousands costs about a hash per service. Per-frontend failures are
+// joined; the others are still applied.
 func (d *Datapath) Sync(st *model.State, self string) (SyncStats, error) {
-	want, derr := Desired(st, self)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var stats SyncStats
-	errs := []error{derr}
-
-	keys := make([]frontendKey, 0, len(want))
-	for k := range want {
-		keys = append(keys, k)
+	d.gen++
+	var (
+		stats SyncStats
+		errs  []error
+		b     syncBatch
+	)
+	type change struct {
+		fk frontendKey
+		w  desired
 	}
-	slices.SortFunc(keys, cmpFrontend)
-	for _, fk := range keys {
-		if err := d.syncFrontend(fk, want[fk], &stats); err != nil {
-			errs = append(errs, fmt.Errorf("frontend %s:%d/%s of %s: %w", fk.VIP, fk.Port, fk.Proto, want[fk].svc, err))
+	var changed []change
+	// wanted: the frontends of the services computed in this Sync, so two
+	// of them asking for one frontend conflict like a computed one and a
+	// skipped one do (through frontend.gen).
+	wanted := make(map[frontendKey]model.ServiceKey)
+	for i := range st.Services {
+		svc := &st.Services[i]
+		fp := fingerprint(svc, self)
+		m, ok := d.memo[svc.Key]
+		if ok && m.gen == d.gen {
+			errs = append(errs, fmt.Errorf("service %s listed twice", svc.Key))
+			continue
+		}
+		if ok && m.fp == fp && d.claim(svc.Key, m.fks, wanted) {
+			m.gen = d.gen
+			stats.ServicesSkipped++
+			continue
+		}
+		memo := &svcMemo{fp: fp, gen: d.gen}
+		d.memo[svc.Key] = memo
+		ok = true
+		for _, vip := range svc.VIPs {
+			for _, sp := range svc.Ports {
+				fk := frontendKey{VIP: vip, Port: sp.Port, Proto: sp.Protocol}
+				owner, taken := wanted[fk]
+				if fe, exists := d.frontends[fk]; !taken && exists && fe.gen == d.gen {
+					owner, taken = fe.svc, true
+				}
+				if taken {
+					if owner != svc.Key {
+						errs = append(errs, fmt.Errorf("service %s: %s:%d/%s already used by %s", svc.Key, vip, sp.Port, sp.Protocol, owner))
+						ok = false
+					}
+					continue
+				}
+				wanted[fk] = svc.Key
+				memo.fks = append(memo.fks, fk)
+				changed = append(changed, change{fk, desiredFor(svc, sp, vip, self)})
+			}
+		}
+		if !ok {
+			// Computed again on the next Sync, to report the conflict.
+			memo.fp = 0
+		}
+	}
+	// Ids are handed out lowest first in frontend order, as before
+	// fingerprints: the same State gets the same ids on every node.
+	slices.SortFunc(changed, func(a, b change) int { return cmpFrontend(a.fk, b.fk) })
+	for _, c := range changed {
+		if err := d.syncFrontend(c.fk, c.w, &stats, &b); err != nil {
+			errs = append(errs, fmt.Errorf("frontend %s:%d/%s of %s: %w", c.fk.VIP, c.fk.Port, c.fk.Proto, c.w.svc, err))
+			// Written again on the next Sync.
+			if m := d.memo[c.w.svc]; m != nil {
+				m.fp = 0
+			}
+		}
+	}
+	errs = append(errs, d.flush(&b, &stats))
+	for k, m := range d.memo {
+		if m.gen != d.gen {
+			delete(d.memo, k)
 		}
 	}
 	for fk, fe := range d.frontends {
-		if _, ok := want[fk]; !ok {
-			if err := d.removeFrontend(fk, fe); err != nil {
+		if fe.gen != d.gen {
+			if err := d.removeFrontend(fk, fe, &b); err != nil {
 				errs = append(errs, fmt.Errorf("remove frontend %s:%d/%s: %w", fk.VIP, fk.Port, fk.Proto, err))
 			}
 			stats.FrontendsRemoved++
 		}
 	}
-	errs = append(errs, d.syncMarkers(want))
-	for bk, ref := range d.backends {
-		if ref.refs == 0 {
+	if d.restored {
+		// Backends restored from the pins and wanted by no frontend.
+		for bk, ref := range d.backends {
+			if ref.refs == 0 {
+				b.released = append(b.released, bk)
+			}
+		}
+		d.restored = false
+	}
+	for _, bk := range b.released {
+		if ref, ok := d.backends[bk]; ok && ref.refs == 0 {
 			d.objs.LbBackends.Put(ref.id, lbLbBackend{})
 			d.beIDs.put(ref.id)
 			delete(d.backends, bk)
@@ -161,6 +265,112 @@ func (d *Datapath) Sync(st *model.State, self string) (SyncStats, error) {
 		}
 	}
 	return stats, errors.Join(errs...)
+}
+
+// claim marks the frontends fks, unchanged since the last Sync, as wanted
+// by svc in this one. It reports false (and marks nothing) when one is
+// gone or wanted by another service already: svc must be computed again.
+func (d *Datapath) claim(svc model.ServiceKey, fks []frontendKey, wanted map[frontendKey]model.ServiceKey) bool {
+	for _, fk := range fks {
+		fe, ok := d.frontends[fk]
+		if !ok || fe.svc != svc || fe.gen == d.gen {
+			return false
+		}
+		if _, taken := wanted[fk]; taken {
+			return false
+		}
+	}
+	for _, fk := range fks {
+		d.frontends[fk].gen = d.gen
+	}
+	return true
+}
+
+// flush writes the batch: backends, then tables, then services (a packet
+// never sees a frontend whose table is not written), then zeroes the
+// counters of new ids.
+func (d *Datapath) flush(b *syncBatch, stats *SyncStats) error {
+	var errs []error
+	if len(b.beKeys) > 0 {
+		if _, err := d.objs.LbBackends.BatchUpdate(b.beKeys, b.beVals, nil); err != nil {
+			errs = append(errs, fmt.Errorf("write %d backends: %w", len(b.beKeys), err))
+		}
+	}
+	if len(b.tables) > 0 {
+		if err := d.writeTables(b.tables); err != nil {
+			errs = append(errs, err)
+		}
+		stats.TablesWritten += len(b.tables)
+	}
+	if len(b.newIDs) > 0 {
+		if err := d.resetStats(b.newIDs); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(b.svcKeys) > 0 {
+		if _, err := d.objs.LbServices.BatchUpdate(b.svcKeys, b.svcVals, nil); err != nil {
+			errs = append(errs, fmt.Errorf("write %d services: %w", len(b.svcKeys), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (d *Datapath) syncFrontend(fk frontendKey, w desired, stats *SyncStats, b *syncBatch) error {
+	fe, exists := d.frontends[fk]
+	if !exists {
+		id, err := d.svcIDs.get()
+		if err != nil {
+			return fmt.Errorf("allocate service id (max %d): %w", d.opts.MaxServices, err)
+		}
+		// A reused id must not inherit the previous service's counters.
+		b.newIDs = append(b.newIDs, id)
+		fe = &frontend{id: id}
+		stats.FrontendsAdded++
+	}
+	fe.svc = w.svc
+	fe.gen = d.gen
+	if !exists || !fe.synced || !slices.Equal(fe.backends, w.backends) {
+		if err := d.refBackends(w.backends, stats, b); err != nil {
+			if !exists {
+				d.svcIDs.put(fe.id)
+			}
+			return err
+		}
+		b.tables = append(b.tables, tableWrite{id: fe.id, bs: w.backends})
+		if exists {
+			d.unrefBackends(fe.backends, b)
+			// Sticky clients must not stay on a backend that left.
+			if fe.val.Flags&uint32(lbLbSvcFlagsLB_SVC_AFFINITY) != 0 {
+				d.purgeAffinity(fe.id, w.backends)
+			}
+		}
+		fe.backends = w.backends
+		fe.synced = true
+	}
+	if !slices.Equal(fe.ranges, w.ranges) || !exists {
+		if err := d.writeRanges(fe.id, fe.ranges, w.ranges); err != nil {
+			return err
+		}
+		fe.ranges = w.ranges
+	}
+	val := lbLbSvc{Id: fe.id, Flags: w.flags, Backends: uint32(len(w.backends)), AffinityTimeout: w.timeout}
+	if !exists || val != fe.val {
+		b.svcKeys = append(b.svcKeys, svcKey(fk))
+		b.svcVals = append(b.svcVals, val)
+		if exists {
+			stats.FrontendsUpdated++
+		}
+		fe.val = val
+	}
+	if !exists {
+		d.frontends[fk] = fe
+		d.svcIDs.take(fe.id)
+		if d.vips[fk.VIP]++; d.vips[fk.VIP] == 1 {
+			b.svcKeys = append(b.svcKeys, lbLbSvcKey{Addr: toKeyAddr(fk.VIP)})
+			b.svcVals = append(b.svcVals, lbLbSvc{Flags: uint32(lbLbSvcFlagsLB_SVC_VIP_MARKER)})
+		}
+	}
+	return nil
 }
 
 func cmpFrontend(a, b frontendKey) int {
@@ -173,122 +383,123 @@ func cmpFrontend(a, b frontendKey) int {
 	return cmp.Compare(a.Proto, b.Proto)
 }
 
-func (d *Datapath) syncFrontend(fk frontendKey, w desired, stats *SyncStats) error {
-	fe, exists := d.frontends[fk]
-	if !exists {
-		id, err := d.svcIDs.get()
-		if err != nil {
-			return fmt.Errorf("allocate service id (max %d): %w", d.opts.MaxServices, err)
-		}
-		// A reused id must not inherit the previous service's counters.
-		d.resetStats(id)
-		fe = &frontend{id: id}
-		stats.FrontendsAdded++
-	}
-	fe.svc = w.svc
-	if !exists || !fe.synced || !slices.Equal(fe.backends, w.backends) {
-		ids, err := d.refBackends(w.backends, stats)
-		if err != nil {
-			return err
-		}
-		if err := d.writeTable(fe.id, w.backends, ids); err != nil {
-			d.unrefBackends(w.backends)
-			return err
-		}
-		if exists {
-			d.unrefBackends(fe.backends)
-			// Sticky clients must not stay on a backend that left.
-			if fe.val.Flags&uint32(lbLbSvcFlagsLB_SVC_AFFINITY) != 0 {
-				d.purgeAffinity(fe.id, w.backends)
-			}
-		}
-		fe.backends = w.backends
-		fe.synced = true
-		stats.TablesWritten++
-	}
-	if !slices.Equal(fe.ranges, w.ranges) || !exists {
-		if err := d.writeRanges(fe.id, fe.ranges, w.ranges); err != nil {
-			return err
-		}
-		fe.ranges = w.ranges
-	}
-	val := lbLbSvc{Id: fe.id, Flags: w.flags, Backends: uint32(len(w.backends)), AffinityTimeout: w.timeout}
-	if !exists || val != fe.val {
-		if err := d.objs.LbServices.Put(svcKey(fk), val); err != nil {
-			return fmt.Errorf("write service: %w", err)
-		}
-		if exists {
-			stats.FrontendsUpdated++
-		}
-		fe.val = val
-	}
-	d.frontends[fk] = fe
-	d.svcIDs.take(fe.id)
-	return nil
-}
-
 func svcKey(fk frontendKey) lbLbSvcKey {
 	return lbLbSvcKey{Addr: toKeyAddr(fk.VIP), Port: htons(fk.Port), Proto: uint8(fk.Proto)}
 }
 
-func (d *Datapath) refBackends(bs []backendKey, stats *SyncStats) ([]uint32, error) {
-	ids := make([]uint32, len(bs))
+// refBackends takes a reference on each of bs, allocating ids (and queuing
+// the lb_backends writes) for new ones.
+func (d *Datapath) refBackends(bs []backendKey, stats *SyncStats, b *syncBatch) error {
 	for i, bk := range bs {
 		ref, ok := d.backends[bk]
 		if !ok {
 			id, err := d.beIDs.get()
 			if err != nil {
-				d.unrefBackends(bs[:i])
-				return nil, fmt.Errorf("allocate backend id (max %d): %w", d.opts.MaxBackends, err)
+				d.unrefBackends(bs[:i], b)
+				return fmt.Errorf("allocate backend id (max %d): %w", d.opts.MaxBackends, err)
 			}
 			var flags uint8
 			if bk.Local {
 				flags = uint8(lbLbBackendFlagsLB_BE_LOCAL)
 			}
-			v := lbLbBackend{Addr: toKeyAddr(bk.Addr.Addr()), Port: htons(bk.Addr.Port()), Flags: flags}
-			if err := d.objs.LbBackends.Put(id, v); err != nil {
-				d.beIDs.put(id)
-				d.unrefBackends(bs[:i])
-				return nil, fmt.Errorf("write backend %s: %w", bk.Addr, err)
-			}
+			b.beKeys = append(b.beKeys, id)
+			b.beVals = append(b.beVals, lbLbBackend{Addr: toKeyAddr(bk.Addr.Addr()), Port: htons(bk.Addr.Port()), Flags: flags})
 			ref = &backendRef{id: id}
 			d.backends[bk] = ref
 			stats.BackendsAdded++
 		}
 		ref.refs++
-		ids[i] = ref.id
-	}
-	return ids, nil
-}
-
-func (d *Datapath) unrefBackends(bs []backendKey) {
-	for _, bk := range bs {
-		if ref, ok := d.backends[bk]; ok && ref.refs > 0 {
-			ref.refs--
-		}
-	}
-}
-
-// writeTable writes a frontend's Maglev table in one batch.
-func (d *Datapath) writeTable(id uint32, bs []backendKey, ids []uint32) error {
-	m := d.maglev.Size()
-	keys := make([]uint32, m)
-	vals := make([]uint32, m)
-	names := make([]string, len(bs))
-	for i, b := range bs {
-		names[i] = b.Addr.String()
-	}
-	table := d.maglev.Table(names)
-	for i := range keys {
-		keys[i] = id*m + uint32(i)
-		if table != nil {
-			vals[i] = ids[table[i]]
-		}
-	}
-	if _, err := d.objs.LbMaglev.BatchUpdate(keys, vals, nil); err != nil {
-		return fmt.Errorf("write maglev table: %w", err)
 	}
 	return nil
+}
+
+func (d *Datapath) unrefBackends(bs []backendKey, b *syncBatch) {
+	for _, bk := range bs {
+		if ref, ok := d.backends[bk]; ok && ref.refs > 0 {
+			if ref.refs--; ref.refs == 0 {
+				b.released = append(b.released, bk)
+			}
+		}
+	}
+}
+
+// writeTables computes and writes Maglev tables straight into lb_maglev
+// through memory mappings (one copy per slot, no syscall per table). The
+// kernel maps every page of a mapping up front and counts it in lbd's
+// resident memory while mapped, so tables are written through windows of
+// at most maglevWindow bytes over the ids at hand, unmapped right after:
+// one change maps a table's 2-3 pages, not the whole map.
+func (d *Datapath) writeTables(ts []tableWrite) error {
+	slices.SortFunc(ts, func(a, b tableWrite) int { return cmp.Compare(a.id, b.id) })
+	// An array map stores each value in 8 bytes (value sizes round up to
+	// 8): a slot is a uint64 whose low half (little-endian: the first 4
+	// bytes) is the u32 the program reads.
+	const slot = 8
+	page := int64(os.Getpagesize())
+	tbytes := int64(d.maglev.Size()) * slot
+	for len(ts) > 0 {
+		start := int64(ts[0].id) * tbytes / page * page
+		n := 1
+		for n < len(ts) && (int64(ts[n].id)+1)*tbytes-start <= maglevWindow {
+			n++
+		}
+		end := (int64(ts[n-1].id)+1)*tbytes + page - 1
+		end -= end % page
+		if err := d.writeWindow(ts[:n], start, end-start); err != nil {
+			return err
+		}
+		ts = ts[n:]
+	}
+	return nil
+}
+
+// maglevWindow bounds one mapping of lb_maglev (1000 tables of 1021 slots).
+const maglevWindow = 8 << 20
+
+func (d *Datapath) writeWindow(ts []tableWrite, off, size int64) error {
+	mem, err := unix.Mmap(d.objs.LbMaglev.FD(), off, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("map the maglev table at %d+%d: %w", off, size, err)
+	}
+	defer unix.Munmap(mem)
+	slots := unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(mem))), len(mem)/8)
+	// Tables are independent: computed in parallel (the Maglev fill is
+	// most of a large Sync), each worker with its own buffers, writing its
+	// own tables' slots. d.backends is only read meanwhile.
+	workers := min(runtime.GOMAXPROCS(0), len(d.scratch), (len(ts)+63)/64)
+	var wg sync.WaitGroup
+	for w := range max(workers, 1) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.fillTables(&d.scratch[w], ts[w*len(ts)/max(workers, 1):(w+1)*len(ts)/max(workers, 1)], slots, off/8)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// fillTables computes ts into slots, which start at slot index base.
+func (d *Datapath) fillTables(s *maglevScratch, ts []tableWrite, slots []uint64, base int64) {
+	m := int64(d.maglev.Size())
+	for _, t := range ts {
+		first := int64(t.id)*m - base
+		out := slots[first : first+m]
+		if len(t.bs) == 0 {
+			clear(out)
+			continue
+		}
+		s.reset()
+		s.ids = s.ids[:0]
+		for _, bk := range t.bs {
+			s.buf = bk.Addr.AppendTo(s.buf[:0])
+			s.add(s.buf)
+			s.ids = append(s.ids, uint64(d.backends[bk].id))
+		}
+		for i, be := range d.maglev.fill(s) {
+			out[i] = s.ids[be]
+		}
+	}
 }
 
 func srcKey(id uint32, p netip.Prefix) lbLbSrcKey {
@@ -314,14 +525,18 @@ func (d *Datapath) writeRanges(id uint32, old, want []netip.Prefix) error {
 	return errors.Join(errs...)
 }
 
-func (d *Datapath) removeFrontend(fk frontendKey, fe *frontend) error {
+func (d *Datapath) removeFrontend(fk frontendKey, fe *frontend, b *syncBatch) error {
 	delete(d.frontends, fk)
 	err := d.objs.LbServices.Delete(svcKey(fk))
 	if errors.Is(err, ebpf.ErrKeyNotExist) {
 		err = nil
 	}
+	if d.vips[fk.VIP]--; d.vips[fk.VIP] <= 0 {
+		delete(d.vips, fk.VIP)
+		d.objs.LbServices.Delete(lbLbSvcKey{Addr: toKeyAddr(fk.VIP)})
+	}
 	d.writeRanges(fe.id, fe.ranges, nil)
-	d.unrefBackends(fe.backends)
+	d.unrefBackends(fe.backends, b)
 	// A service reusing this id must not inherit its sticky clients.
 	if fe.val.Flags&uint32(lbLbSvcFlagsLB_SVC_AFFINITY) != 0 {
 		d.purgeAffinity(fe.id, nil)
@@ -354,53 +569,32 @@ func (d *Datapath) purgeAffinity(id uint32, keep []backendKey) {
 	}
 }
 
-// syncMarkers keeps one {VIP, 0, 0} entry per VIP.
-func (d *Datapath) syncMarkers(want map[frontendKey]desired) error {
-	vips := make(map[netip.Addr]bool)
-	for fk := range want {
-		vips[fk.VIP] = true
-	}
-	var errs []error
-	marker := lbLbSvc{Flags: uint32(lbLbSvcFlagsLB_SVC_VIP_MARKER)}
-	for v := range vips {
-		if !d.vips[v] {
-			if err := d.objs.LbServices.Put(lbLbSvcKey{Addr: toKeyAddr(v)}, marker); err != nil {
-				errs = append(errs, fmt.Errorf("write VIP marker %s: %w", v, err))
-				continue
-			}
-			d.vips[v] = true
-		}
-	}
-	for v := range d.vips {
-		if !vips[v] {
-			d.objs.LbServices.Delete(lbLbSvcKey{Addr: toKeyAddr(v)})
-			delete(d.vips, v)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func (d *Datapath) resetStats(id uint32) {
+// resetStats zeroes the per-CPU counters of ids, in one batch.
+func (d *Datapath) resetStats(ids []uint32) error {
 	n, err := ebpf.PossibleCPU()
 	if err != nil {
-		return
+		return fmt.Errorf("count cpus: %w", err)
 	}
-	d.objs.LbStats.Put(id, make([]lbLbSvcStats, n))
+	if _, err := d.objs.LbStats.BatchUpdate(ids, make([]lbLbSvcStats, n*len(ids)), nil); err != nil {
+		return fmt.Errorf("zero the counters of %d services: %w", len(ids), err)
+	}
+	return nil
 }
 
 // restore rebuilds ids from the pinned maps after a restart, so existing
 // frontends keep their ids (and their Maglev tables keep serving) until the
 // first Sync rewrites what changed.
 func (d *Datapath) restore() error {
-	var (
-		k lbLbSvcKey
-		v lbLbSvc
-	)
-	it := d.objs.LbServices.Iterate()
-	for it.Next(&k, &v) {
+	var markers []netip.Addr
+	keys, vals, err := batchAll[lbLbSvcKey, lbLbSvc](d.objs.LbServices)
+	if err != nil {
+		return fmt.Errorf("read services: %w", err)
+	}
+	for i, k := range keys {
+		v := vals[i]
 		addr := fromKeyAddr(k.Addr)
 		if v.Flags&uint32(lbLbSvcFlagsLB_SVC_VIP_MARKER) != 0 {
-			d.vips[addr] = true
+			markers = append(markers, addr)
 			continue
 		}
 		if v.Id >= d.opts.MaxServices {
@@ -409,22 +603,55 @@ func (d *Datapath) restore() error {
 		fk := frontendKey{VIP: addr, Port: htons(k.Port), Proto: model.Protocol(k.Proto)}
 		d.frontends[fk] = &frontend{id: v.Id, val: v}
 		d.svcIDs.take(v.Id)
+		d.vips[addr]++
 	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("iterate services: %w", err)
+	// A marker whose frontends are all gone would never be removed (that
+	// happens with the last frontend); one missing would never be written.
+	for _, a := range markers {
+		if d.vips[a] == 0 {
+			d.objs.LbServices.Delete(lbLbSvcKey{Addr: toKeyAddr(a)})
+		}
 	}
-	var (
-		id uint32
-		be lbLbBackend
-	)
-	bit := d.objs.LbBackends.Iterate()
-	for bit.Next(&id, &be) {
+	for a := range d.vips {
+		if !slices.Contains(markers, a) {
+			d.objs.LbServices.Put(lbLbSvcKey{Addr: toKeyAddr(a)}, lbLbSvc{Flags: uint32(lbLbSvcFlagsLB_SVC_VIP_MARKER)})
+		}
+	}
+	ids, bes, err := batchAll[uint32, lbLbBackend](d.objs.LbBackends)
+	if err != nil {
+		return fmt.Errorf("read backends: %w", err)
+	}
+	for i, id := range ids {
+		be := bes[i]
 		if be == (lbLbBackend{}) {
 			continue
 		}
 		bk := backendKey{Addr: netip.AddrPortFrom(fromKeyAddr(be.Addr), htons(be.Port)), Local: be.Flags&uint8(lbLbBackendFlagsLB_BE_LOCAL) != 0}
 		d.backends[bk] = &backendRef{id: id}
 		d.beIDs.take(id)
+		d.restored = true
 	}
-	return bit.Err()
+	return nil
+}
+
+// batchAll reads every entry of m in batches of 4096 (a map walk entry by
+// entry costs two syscalls per entry: seconds for 100 000 backends).
+func batchAll[K, V any](m *ebpf.Map) ([]K, []V, error) {
+	var (
+		keys   []K
+		vals   []V
+		cursor ebpf.MapBatchCursor
+	)
+	kb, vb := make([]K, 4096), make([]V, 4096)
+	for {
+		n, err := m.BatchLookup(&cursor, kb, vb, nil)
+		keys = append(keys, kb[:n]...)
+		vals = append(vals, vb[:n]...)
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return keys, vals, nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+	}
 }

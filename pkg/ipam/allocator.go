@@ -602,7 +602,8 @@ func (a *Allocator) auto(svc *model.Service, fams []model.Family, prefer *pool) 
 		return got, nil
 	}
 	if len(exhausted) > 0 {
-		return nil, fmt.Errorf("%w: no free %s in pool %s", ErrPoolExhausted, famList(fams), strings.Join(exhausted, ", "))
+		return nil, &exhaustedError{pools: exhausted,
+			err: fmt.Errorf("%w: no free %s in pool %s", ErrPoolExhausted, famList(fams), strings.Join(exhausted, ", "))}
 	}
 	if len(refused) == 0 {
 		return nil, fmt.Errorf("%w: no pools configured", ErrNoPool)
@@ -627,8 +628,9 @@ func (a *Allocator) fromPool(svc *model.Service, p *pool, fams []model.Family) (
 		}
 		addr, ok := a.pick(svc, p, f)
 		if !ok {
-			return nil, fmt.Errorf("%w: no free %s address for %s in pool %s (%d in use of %d)",
-				ErrPoolExhausted, familyName(f), svc.Key, p.Name, p.used[famIndex(f)], p.size(f))
+			return nil, &exhaustedError{pools: []string{p.Name},
+				err: fmt.Errorf("%w: no free %s address for %s in pool %s (%d in use of %d)",
+					ErrPoolExhausted, familyName(f), svc.Key, p.Name, p.used[famIndex(f)], p.size(f))}
 		}
 		got[f] = addr
 	}

@@ -32,3 +32,23 @@ var (
 	// addresses that do not cover the wanted families.
 	ErrInvalid = errors.New("invalid request")
 )
+
+// exhaustedError is an ErrPoolExhausted error that knows which pools were
+// full, so a controller can put a condition on exactly those pools.
+type exhaustedError struct {
+	pools []string
+	err   error
+}
+
+func (e *exhaustedError) Error() string { return e.err.Error() }
+func (e *exhaustedError) Unwrap() error { return e.err }
+
+// ExhaustedPools returns the names of the pools whose exhaustion err
+// reports (err wraps ErrPoolExhausted), or nil.
+func ExhaustedPools(err error) []string {
+	var e *exhaustedError
+	if errors.As(err, &e) {
+		return append([]string(nil), e.pools...)
+	}
+	return nil
+}

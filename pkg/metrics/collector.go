@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lbd-project/lbd/pkg/datapath"
 	"github.com/lbd-project/lbd/pkg/status"
 )
 
@@ -28,6 +29,16 @@ type Options struct {
 	Version string
 	// Timeout bounds one snapshot; zero means DefaultTimeout.
 	Timeout time.Duration
+	// Datapath, if set, is read at scrape time for what the snapshot does
+	// not carry: map capacities and flow-event counters. It returns nil
+	// while no datapath is loaded.
+	Datapath func() DatapathReader
+}
+
+// DatapathReader is the part of *datapath.Datapath the Collector reads.
+type DatapathReader interface {
+	MapFill() []datapath.MapFill
+	FlowStats() (emitted, lost uint64, err error)
 }
 
 // Collector is a prometheus.Collector that calls a snapshot function at
@@ -35,6 +46,7 @@ type Options struct {
 // their own snapshot).
 type Collector struct {
 	snapshot func() status.Status
+	datapath func() DatapathReader
 	version  string
 	timeout  time.Duration
 
@@ -53,6 +65,7 @@ type Collector struct {
 	answered           *prometheus.Desc
 	gratuitous         *prometheus.Desc
 	conflicts          *prometheus.Desc
+	ownerChanges       *prometheus.Desc
 	packets            *prometheus.Desc
 	bytes              *prometheus.Desc
 	newFlows           *prometheus.Desc
@@ -64,6 +77,10 @@ type Collector struct {
 	warningsGauge      *prometheus.Desc
 	membersGauge       *prometheus.Desc
 	lastScrapeDuration *prometheus.Desc
+	mapEntries         *prometheus.Desc
+	mapCapacity        *prometheus.Desc
+	flowEvents         *prometheus.Desc
+	flowEventsLost     *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -83,6 +100,7 @@ func NewCollector(snapshot func() status.Status, opts Options) *Collector {
 	}
 	return &Collector{
 		snapshot: snapshot,
+		datapath: opts.Datapath,
 		version:  opts.Version,
 		timeout:  opts.Timeout,
 		collectionErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -99,6 +117,7 @@ func NewCollector(snapshot func() status.Status, opts Options) *Collector {
 		answered:          d("arp_ndp_answered_total", "ARP requests and NDP solicitations this node answered for owned VIPs."),
 		gratuitous:        d("gratuitous_sent_total", "Gratuitous ARPs and unsolicited neighbour advertisements sent on VIP takeover."),
 		conflicts:         d("announce_conflicts_total", "ARP/NDP answers for one of our VIPs seen from another MAC address."),
+		ownerChanges:      d("announce_owner_changes_total", "VIPs whose elected owner changed, as this node saw it (not counted while fenced)."),
 		packets:           d("datapath_packets_total", "Packets the datapath handled for the frontend on this node.", frontendLabels...),
 		bytes:             d("datapath_bytes_total", "Bytes the datapath handled for the frontend on this node.", frontendLabels...),
 		newFlows:          d("datapath_new_flows_total", "Connections the datapath assigned a backend for the frontend on this node.", frontendLabels...),
@@ -111,6 +130,10 @@ func NewCollector(snapshot func() status.Status, opts Options) *Collector {
 		membersGauge:      d("members", "Peer lbd instances known to this node, by health.", "healthy"),
 		lastScrapeDuration: d("scrape_duration_seconds",
 			"Time the snapshot behind this scrape took (reading the BPF maps)."),
+		mapEntries:     d("datapath_map_entries", "Entries in a datapath BPF map (lb_services counts frontends and VIP markers).", "map"),
+		mapCapacity:    d("datapath_map_capacity", "Capacity of a datapath BPF map, as configured (--max-services, --conntrack-size).", "map"),
+		flowEvents:     d("flow_events_total", "Flow events the datapath wrote to its ring buffer for lbd flows (only while a stream is open)."),
+		flowEventsLost: d("flow_events_lost_total", "Flow events the datapath dropped because the ring buffer was full."),
 	}
 }
 
@@ -119,9 +142,10 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	c.collectionErrors.Describe(ch)
 	for _, d := range []*prometheus.Desc{
 		c.buildInfo, c.poolAddresses, c.poolAddressesUsed, c.vipsOwned, c.vipOwnerInfo,
-		c.backendsReady, c.backends, c.answered, c.gratuitous, c.conflicts,
+		c.backendsReady, c.backends, c.answered, c.gratuitous, c.conflicts, c.ownerChanges,
 		c.packets, c.bytes, c.newFlows, c.drops, c.reasonPackets, c.conntrackEntries,
 		c.attachedInfo, c.errorsGauge, c.warningsGauge, c.membersGauge, c.lastScrapeDuration,
+		c.mapEntries, c.mapCapacity, c.flowEvents, c.flowEventsLost,
 	} {
 		ch <- d
 	}
@@ -136,6 +160,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if err == nil {
 		ch <- prometheus.MustNewConstMetric(c.lastScrapeDuration, prometheus.GaugeValue, time.Since(start).Seconds())
 		c.emit(ch, st)
+		c.emitDatapath(ch, st)
 	}
 	c.collectionErrors.Collect(ch)
 }
@@ -281,6 +306,7 @@ func (c *Collector) emit(ch chan<- prometheus.Metric, st status.Status) {
 	counter(c.answered, st.Announce.Answered)
 	counter(c.gratuitous, st.Announce.Gratuitous)
 	counter(c.conflicts, st.Announce.Conflicts)
+	counter(c.ownerChanges, st.Announce.OwnerChanges)
 
 	for _, r := range sortedKeys(st.Datapath.Reasons) {
 		counter(c.reasonPackets, st.Datapath.Reasons[r], r)
@@ -312,4 +338,32 @@ func sortedKeysFunc[K comparable, V any](m map[K]V, less func(a, b K) int) []K {
 	}
 	slices.SortFunc(keys, less)
 	return keys
+}
+
+// emitDatapath emits what the Datapath reader adds to the snapshot: map
+// fill levels (lb_conntrack's entries from the snapshot's count, the walk
+// it already did) and the flow-event counters. A failed read costs these
+// series, not the scrape.
+func (c *Collector) emitDatapath(ch chan<- prometheus.Metric, st status.Status) {
+	if c.datapath == nil {
+		return
+	}
+	dp := c.datapath()
+	if dp == nil {
+		return
+	}
+	for _, m := range dp.MapFill() {
+		entries := m.Entries
+		if m.Map == "lb_conntrack" {
+			entries = int64(st.Datapath.Conntrack)
+		}
+		if entries >= 0 {
+			ch <- prometheus.MustNewConstMetric(c.mapEntries, prometheus.GaugeValue, float64(entries), m.Map)
+		}
+		ch <- prometheus.MustNewConstMetric(c.mapCapacity, prometheus.GaugeValue, float64(m.Capacity), m.Map)
+	}
+	if emitted, lost, err := dp.FlowStats(); err == nil {
+		ch <- prometheus.MustNewConstMetric(c.flowEvents, prometheus.CounterValue, float64(emitted))
+		ch <- prometheus.MustNewConstMetric(c.flowEventsLost, prometheus.CounterValue, float64(lost))
+	}
 }

@@ -19,7 +19,7 @@ import (
 func exported(t *testing.T) []string {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(NewCollector(fixture, Options{}))
+	reg.MustRegister(NewCollector(fixture, withDatapath(fakeDatapath{})))
 	// Count a collection error too, so its family is present.
 	c := NewCollector(func() status.Status { panic("x") }, Options{})
 	reg2 := prometheus.NewRegistry()

@@ -59,12 +59,98 @@ func Render(w io.Writer, st *Status) error {
 	fmt.Fprintf(w, "datapath packets by reason: %s\n", strings.Join(rs, " "))
 	fmt.Fprintf(w, "announce: interfaces %s; ARP/NDP answered %d, gratuitous sent %d, conflicts %d\n",
 		strings.Join(st.Announce.Interfaces, ","), st.Announce.Answered, st.Announce.Gratuitous, st.Announce.Conflicts)
+	if len(st.Members) > 0 {
+		fmt.Fprintf(w, "membership: %s\n", members(st))
+	}
+	problems(w, st)
+	return nil
+}
+
+func members(st *Status) string {
+	var ms []string
+	for _, m := range st.Members {
+		h := "healthy"
+		if !m.Healthy {
+			h = "DOWN"
+			if m.Node == st.Node {
+				h = "FENCED"
+			}
+		}
+		self := ""
+		if m.Node == st.Node {
+			self = " (this node)"
+		}
+		ms = append(ms, fmt.Sprintf("%s%s %s", m.Node, self, h))
+	}
+	return strings.Join(ms, ", ")
+}
+
+func problems(w io.Writer, st *Status) {
 	for _, e := range st.Errors {
 		fmt.Fprintf(w, "error: %s\n", e)
 	}
 	for _, e := range st.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", e)
 	}
+}
+
+// RenderVIP writes the one VIP of st (narrowed by ForVIP) in detail:
+// every port with its policy, counters and each backend.
+func RenderVIP(w io.Writer, st *Status) error {
+	for _, v := range st.VIPs {
+		owner := v.Owner
+		if owner == "" {
+			owner = "none (no eligible node)"
+		}
+		if v.Owned {
+			owner += " (this node)"
+		}
+		fmt.Fprintf(w, "VIP:       %s\n", v.VIP)
+		fmt.Fprintf(w, "services:  %s\n", strings.Join(v.Services, ", "))
+		for _, p := range st.Pools {
+			fmt.Fprintf(w, "pool:      %s (%s, %d/%d used)\n", p.Name, strings.Join(p.Ranges, ","), p.Used, p.Total)
+		}
+		if len(st.Pools) == 0 {
+			fmt.Fprintf(w, "pool:      %s\n", v.Pool)
+		}
+		fmt.Fprintf(w, "owner:     %s\n", owner)
+		for _, p := range v.Ports {
+			fmt.Fprintf(w, "\nport %d/%s  service %s  policy %s\n", p.Port, p.Protocol, p.Service, p.Policy)
+			c := p.Counters
+			fmt.Fprintf(w, "  counters on this node: %d packets, %d bytes, %d new flows, %d drops\n", c.Packets, c.Bytes, c.NewFlows, c.Drops)
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "  BACKEND\tNODE\tREADY\tWHERE")
+			for _, b := range p.Backends {
+				ready := "ready"
+				switch {
+				case b.Terminating:
+					ready = "terminating"
+				case !b.Ready:
+					ready = "not ready"
+				}
+				where := "remote"
+				if b.Local {
+					where = "local"
+				}
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", b.Addr, b.Node, ready, where)
+			}
+			if len(p.Backends) == 0 {
+				fmt.Fprintln(tw, "  (none)\t\t\t")
+			}
+			tw.Flush()
+		}
+	}
+	fmt.Fprintln(w)
+	var ifs []string
+	for i, m := range st.Datapath.Attached {
+		ifs = append(ifs, i+" ("+m+")")
+	}
+	sort.Strings(ifs)
+	fmt.Fprintf(w, "datapath: attached %s\n", strings.Join(ifs, ", "))
+	if len(st.Members) > 0 {
+		fmt.Fprintf(w, "membership: %s\n", members(st))
+	}
+	problems(w, st)
 	return nil
 }
 

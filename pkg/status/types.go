@@ -2,16 +2,21 @@
 
 package status
 
+import "time"
+
 // Status is the daemon's view of itself, served at GET /v1/status.
 type Status struct {
-	Node     string       `json:"node"`
-	Version  string       `json:"version"`
-	Source   string       `json:"source"`
-	Pools    []Pool       `json:"pools"`
-	VIPs     []VIP        `json:"vips"`
-	Datapath Datapath     `json:"datapath"`
-	Errors   []string     `json:"errors,omitempty"`
-	Warnings []string     `json:"warnings,omitempty"`
+	Node     string   `json:"node"`
+	Version  string   `json:"version"`
+	Source   string   `json:"source"`
+	Pools    []Pool   `json:"pools"`
+	VIPs     []VIP    `json:"vips"`
+	Datapath Datapath `json:"datapath"`
+	Errors   []string `json:"errors,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
+	// Findings are the warnings derived by Check, with what each is
+	// about (kind, VIP, pool, node); their messages are in Warnings too.
+	Findings []Finding    `json:"findings,omitempty"`
 	Members  []Member     `json:"members,omitempty"`
 	Announce AnnounceInfo `json:"announce"`
 }
@@ -84,4 +89,10 @@ type AnnounceInfo struct {
 	Answered   uint64   `json:"answered"`
 	Gratuitous uint64   `json:"gratuitous"`
 	Conflicts  uint64   `json:"conflicts"`
+	// OwnerChanges counts VIPs whose elected owner changed, as this node
+	// saw it (not while fenced, not the first election after start).
+	OwnerChanges uint64 `json:"ownerChanges"`
+	// LastConflict is when the daemon last noticed Conflicts grow (nil:
+	// never since it started).
+	LastConflict *time.Time `json:"lastConflict,omitempty"`
 }

@@ -41,7 +41,10 @@
 // TestPrivilegedLabTopology checks the plumbing without lbd,
 // TestPrivilegedLabFakeLBD checks the harness against internal/fakelbd (a
 // user-space stand-in with lbd's command line), and
-// TestPrivilegedLabEndToEnd runs the real daemon.
+// TestPrivilegedLabEndToEnd runs the real daemon. The datapath and fault
+// scenarios (traffic policies, affinity, source ranges, restarts, churn, a
+// full connection table, a node removed) and the soak (RunSoak, "lab
+// soak") are described in docs/lab-scenarios.md.
 //
 // All of it needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_BPF for lbd).
 // Nothing here is safe for concurrent use unless a method says so.

@@ -83,17 +83,24 @@ type probe struct {
 // once a request succeeded through the new owner (or within limit). The
 // old owner is left as the event left it: see Restore.
 func (l *Lab) Failover(ctx context.Context, vip netip.Addr, event FailoverEvent, limit time.Duration) (FailoverResult, *Node, error) {
+	return l.FailoverVia(ctx, vip, event, limit, l.Client(), l.Client())
+}
+
+// FailoverVia is Failover with client sending the requests and neigh the
+// host on the VLAN whose neighbour entry for vip must name the new owner:
+// the client itself when it is on the VLAN, its router when it is behind
+// one (see AddRouter).
+func (l *Lab) FailoverVia(ctx context.Context, vip netip.Addr, event FailoverEvent, limit time.Duration, client, neigh *Host) (FailoverResult, *Node, error) {
 	res := FailoverResult{Event: event, VIP: vip}
 	old, err := l.WaitOwner(ctx, vip, nil, l.opts.StartTimeout)
 	if err != nil {
 		return res, nil, err
 	}
 	res.OldOwner = old.Name
-	client := l.Client()
 	target := netip.AddrPortFrom(vip, ServiceHTTPPort)
-	// The client must already have a neighbour entry on the old owner,
-	// as a real client in the middle of its traffic has: the takeover has
-	// to update it.
+	// The client (or its router) must already have a neighbour entry on
+	// the old owner, as one in the middle of its traffic has: the
+	// takeover has to update it.
 	if _, err := client.HTTPGet(ctx, target, "/"); err != nil {
 		return res, old, fmt.Errorf("request before %s: %w", event, err)
 	}
@@ -106,7 +113,7 @@ func (l *Lab) Failover(ctx context.Context, vip netip.Addr, event FailoverEvent,
 		wg     sync.WaitGroup
 	)
 	macOf := func() string {
-		n, ok, err := client.Neighbor(vip)
+		n, ok, err := neigh.Neighbor(vip)
 		if err != nil || !ok {
 			return ""
 		}

@@ -97,3 +97,66 @@ func TestPrivilegedLabFailover(t *testing.T) {
 		})
 	}
 }
+
+// TestPrivilegedLabFailoverRouter puts a client behind a router: a
+// namespace routing between the VLAN and another subnet, which holds the
+// VIP in its neighbour table (arp_accept 0, the default). When the owner
+// is killed, the new owner's gratuitous ARP must update the router's
+// existing entry, and the remote client's traffic must resume through the
+// new owner as it does for a client on the VLAN (both are measured here
+// and in the failover bench; the test asserts outcomes only).
+func TestPrivilegedLabFailoverRouter(t *testing.T) {
+	testutil.Privileged(t)
+	bins := goBuild(t, "./podserver", "../../cmd/lbd")
+	l := newLab(t, Options{PodServer: bins[0], LBD: bins[1]})
+	ctx := t.Context()
+	r, err := l.AddRouter(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vips, err := l.WaitVIPs(ctx, l.Nodes[0], ServiceInternal, ServiceExternal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vip := vips[0].VIP
+	// The remote client is served, and its pods see it through SNAT.
+	if tally := r.Client.HTTPLoad(ctx, netip.AddrPortFrom(vip, ServiceHTTPPort), 20); tally.OK != 20 {
+		t.Fatalf("HTTP from behind the router: %s", tally)
+	}
+
+	for _, tc := range []struct {
+		name          string
+		client, neigh *Host
+	}{
+		{"behind router", r.Client, &r.Host},
+		{"on the VLAN", l.Client(), l.Client()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, old, err := l.FailoverVia(ctx, vip, EventSigkill, takeoverLimit, tc.client, tc.neigh)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: %s; first errors: %q", tc.name, res, res.FirstErrors)
+			if res.NewOwner == res.OldOwner {
+				t.Errorf("owner stayed %s", res.OldOwner)
+			}
+			// FailoverVia saw the router's entry name the new owner
+			// around a successful request; it must still do so.
+			n, ok, err := tc.neigh.Neighbor(vip)
+			if err != nil || !ok || n.MAC.String() != l.Node(res.NewOwner).MAC.String() {
+				t.Errorf("%s's neighbour entry for %s: %+v, %v, %v; want %s's %s", tc.neigh.Name, vip, n, ok, err, res.NewOwner, l.Node(res.NewOwner).MAC)
+			}
+			if _, err := l.Restore(ctx, old, EventSigkill, []netip.Addr{vip}); err != nil {
+				t.Fatal(err)
+			}
+			// After the old owner is back and owns the VIP again, the
+			// router follows it back too.
+			if tally := tc.client.HTTPLoad(ctx, netip.AddrPortFrom(vip, ServiceHTTPPort), 20); tally.OK != 20 {
+				t.Errorf("HTTP after restore: %s", tally)
+			}
+		})
+	}
+	if err := l.CheckLBD(); err != nil {
+		t.Error(err)
+	}
+}

@@ -133,13 +133,16 @@ func (l *Lab) StartNodeLBD(ctx context.Context, n *Node, wait bool) error {
 		l.pinDirs = append(l.pinDirs, n.PinDir)
 	}
 	l.mu.Unlock()
-	argv := append([]string{l.opts.LBD, "run",
-		"--node-name", n.Name,
-		"--manifests", l.Manifest,
+	source := []string{"--manifests", l.Manifest}
+	if l.opts.Kubeconfig != "" {
+		source = []string{"--kubeconfig", l.opts.Kubeconfig}
+	}
+	argv := append([]string{l.opts.LBD, "run", "--node-name", n.Name}, source...)
+	argv = append(append(argv,
 		"--interface", "eth0",
 		"--pin-dir", n.PinDir,
 		"--socket", n.Socket,
-	}, l.opts.LBDArgs...)
+	), l.opts.LBDArgs...)
 	proc, err := startProcess("lbd "+n.Name, n.NetNS, filepath.Join(l.Dir, n.Name+"-lbd.log"), argv)
 	if err != nil {
 		return err

@@ -49,6 +49,9 @@ type Options struct {
 	LBD string
 	// LBDArgs are extra arguments appended to "lbd run ...".
 	LBDArgs []string
+	// Kubeconfig, when set, runs lbd in Kubernetes mode (--kubeconfig)
+	// instead of on the static manifest file; see StartKubeLBD.
+	Kubeconfig string
 	// ClientPodRoutes gives clients routes to each node's pod /24 via that
 	// node, so tests can reach pods directly. A real client on the VLAN
 	// has none; leave it off when testing VIPs.

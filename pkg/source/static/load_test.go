@@ -3,6 +3,7 @@
 package static
 
 import (
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -226,13 +227,34 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: a, labels: {kubernetes.io/service-name: a}}\naddressType: IPv4\nendpoints: [{addresses: []}]\n"))
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// Every problem is reported clearly: decoding errors name the
+		// file and the document, conversion errors the object and field.
 		res, err := LoadBytes("fuzz.yaml", data)
-		if err != nil {
-			return
+		for _, e := range unjoinErr(err) {
+			if !strings.HasPrefix(e.Error(), "fuzz.yaml: document ") {
+				t.Errorf("decode error %q does not name the file and document", e)
+			}
 		}
-		st, _ := config.For(res, config.Options{})
+		// What decoded is still converted, as the static source does.
+		st, cerr := config.For(res, config.Options{})
 		if st == nil {
 			t.Fatal("config.For returned a nil State")
 		}
+		for _, e := range unjoinErr(cerr) {
+			var fe *config.FieldError
+			if !errors.As(e, &fe) || fe.Kind == "" || fe.Err == nil {
+				t.Errorf("conversion error %q is not a FieldError naming the object", e)
+			}
+		}
 	})
+}
+
+func unjoinErr(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }

@@ -6,15 +6,22 @@
 //	lab up    --lbd PATH --podserver PATH [--no-lbd]
 //	lab clean [--prefix lbd-XXXX]
 //	lab failover-bench --lbd PATH --podserver PATH [--runs N] [--events LIST] [--max-time D]
+//	lab fast-mode-bench --lbd PATH --podserver PATH [--duration D] [--workers N] [--runs N]
+//	lab soak --lbd PATH --podserver PATH [--duration D] [--failover-every D] [--churn-every D]
 //
 // demo builds the lab, waits for the VIPs, sends N HTTP requests from the
 // client to each VIP:80, prints the owner's "lbd status", tears down, and
 // prints one summary line per VIP; it exits 1 if any request failed. up
 // builds the lab and keeps it until Ctrl-C. clean removes what crashed runs
 // left behind. failover-bench makes the owner of the internal VIP go away
-// (see lab.FailoverEvents) N times per event, restoring it after each, and
-// prints "bench: failover <event> median <s> worst <s>" per event. Needs
-// root.
+// (see lab.FailoverEvents, plus sigkill-router: a SIGKILL seen by a client
+// behind a router) N times per event, restoring it after each, and prints
+// "bench: failover <event> median <s> worst <s>" per event.
+// fast-mode-bench measures delivery to a pod on the owner's node, default
+// (through the node's stack and its policy) against --fast-local-redirect.
+// soak drives mixed traffic with endpoint churn and periodic failovers and
+// prints its report; it exits 1 if a request failed outside a failover
+// window. Needs root.
 package main
 
 import (
@@ -49,6 +56,10 @@ func main() {
 		err = clean(ctx, os.Args[2:])
 	case "failover-bench":
 		err = failoverBench(ctx, os.Args[2:])
+	case "fast-mode-bench":
+		err = fastModeBench(ctx, os.Args[2:])
+	case "soak":
+		err = soak(ctx, os.Args[2:])
 	default:
 		usage()
 	}
@@ -64,7 +75,7 @@ func usage() {
   lab demo  --lbd PATH --podserver PATH [--requests N]
   lab up    --lbd PATH --podserver PATH [--no-lbd]
   lab clean [--prefix lbd-XXXX]
-  lab failover-bench --lbd PATH --podserver PATH [--runs N] [--events sigkill,graceful,link-loss] [--max-time 4m]`)
+  lab failover-bench --lbd PATH --podserver PATH [--runs N] [--events sigkill,graceful,link-loss,sigkill-router] [--max-time 4m]`)
 	os.Exit(2)
 }
 
@@ -224,7 +235,7 @@ func failoverBench(ctx context.Context, args []string) error {
 	lbd := fs.String("lbd", "", "path of the lbd binary (required)")
 	podserver := fs.String("podserver", "", "path of the podserver binary (required)")
 	runs := fs.Int("runs", 10, "failovers per event")
-	events := fs.String("events", "sigkill,link-loss,graceful", "comma-separated events: sigkill, graceful, link-loss")
+	events := fs.String("events", "sigkill,link-loss,graceful,sigkill-router", "comma-separated events: sigkill, graceful, link-loss, sigkill-router (SIGKILL seen by a client behind a router)")
 	maxTime := fs.Duration("max-time", 4*time.Minute, "stop starting runs after this long")
 	limit := fs.Duration("limit", 5*time.Second, "a takeover slower than this fails the run")
 	_ = fs.Parse(args)
@@ -234,7 +245,7 @@ func failoverBench(ctx context.Context, args []string) error {
 	var evs []lab.FailoverEvent
 	for _, e := range strings.Split(*events, ",") {
 		ev := lab.FailoverEvent(strings.TrimSpace(e))
-		if !slices.Contains(lab.FailoverEvents, ev) {
+		if !slices.Contains(lab.FailoverEvents, ev) && ev != eventSigkillRouter {
 			return fmt.Errorf("unknown event %q", e)
 		}
 		evs = append(evs, ev)
@@ -250,6 +261,12 @@ func failoverBench(ctx context.Context, args []string) error {
 		return err
 	}
 	all := []netip.Addr{vips[0].VIP, vips[1].VIP}
+	var router *lab.Router
+	if slices.Contains(evs, eventSigkillRouter) {
+		if router, err = l.AddRouter(ctx); err != nil {
+			return err
+		}
+	}
 	times := map[lab.FailoverEvent][]time.Duration{}
 	failed := map[lab.FailoverEvent]int{}
 	var runErr error
@@ -262,7 +279,17 @@ run:
 				logf("stopping after %s", time.Since(start).Round(time.Second))
 				break run
 			}
-			res, old, err := l.Failover(ctx, vips[0].VIP, ev, *limit)
+			var (
+				res lab.FailoverResult
+				old *lab.Node
+				err error
+			)
+			if ev == eventSigkillRouter {
+				res, old, err = l.FailoverVia(ctx, vips[0].VIP, lab.EventSigkill, *limit, router.Client, &router.Host)
+				res.Event = ev
+			} else {
+				res, old, err = l.Failover(ctx, vips[0].VIP, ev, *limit)
+			}
 			if err != nil {
 				runErr = fmt.Errorf("run %d %s: %w", i+1, ev, err)
 				break run
@@ -270,7 +297,11 @@ run:
 			logf("run %d %s", i+1, res)
 			times[ev] = append(times[ev], res.Takeover)
 			failed[ev] += res.Failed
-			if _, err := l.Restore(ctx, old, ev, all); err != nil {
+			restoreEv := ev
+			if ev == eventSigkillRouter {
+				restoreEv = lab.EventSigkill
+			}
+			if _, err := l.Restore(ctx, old, restoreEv, all); err != nil {
 				runErr = fmt.Errorf("run %d restore after %s: %w", i+1, ev, err)
 				break run
 			}
@@ -293,6 +324,11 @@ run:
 	}
 	return runErr
 }
+
+// eventSigkillRouter is a SIGKILL of the owner measured from a client
+// behind a router (lab.AddRouter): the router's neighbour entry for the
+// VIP must follow the new owner's gratuitous ARP.
+const eventSigkillRouter lab.FailoverEvent = "sigkill-router"
 
 // median of sorted ts.
 func median(ts []time.Duration) time.Duration {

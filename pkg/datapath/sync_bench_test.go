@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package datapath
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+
+	"github.com/lbd-project/lbd/internal/testutil"
+	"github.com/lbd-project/lbd/pkg/model"
+)
+
+// syncServices is a State of n services with 10 distinct backends each
+// (n*10 distinct backend addresses), the control-plane benchmark's shape.
+func syncServices(n int) *model.State {
+	st := &model.State{Services: make([]model.Service, 0, n)}
+	port := model.ServicePort{Name: "http", Port: 80, Protocol: model.TCP}
+	for i := range n {
+		svc := model.Service{
+			Key:   model.ServiceKey{Namespace: "bench", Name: fmt.Sprintf("svc%d", i)},
+			VIPs:  []netip.Addr{netip.AddrFrom4([4]byte{10, 30, byte(i >> 8), byte(i)})},
+			Ports: []model.ServicePort{port},
+		}
+		for k := range 10 {
+			b := i*10 + k
+			svc.Endpoints = append(svc.Endpoints, model.Endpoint{
+				Addr:     netip.AddrFrom4([4]byte{10, byte(64 + b>>16), byte(b >> 8), byte(b)}),
+				NodeName: "node2", Ready: true, Serving: true,
+				Ports: []model.EndpointPort{{Name: "http", Port: 8080, Protocol: model.TCP}},
+			})
+		}
+		st.Services = append(st.Services, svc)
+	}
+	return st
+}
+
+// BenchmarkPrivilegedSync10k: the time to program 10 000 services (10
+// backends each) into fresh maps (full), and one more service on top of
+// them (one_change). ns/op is per Sync.
+func BenchmarkPrivilegedSync10k(b *testing.B) {
+	testutil.Privileged(b)
+	const n = 10000
+	st := syncServices(n)
+	opts := func(b *testing.B) Options {
+		return Options{PinDir: testPinDir(b), NodeIP4: labNodeIP, MaxServices: 16384, MaxBackends: 1 << 17}
+	}
+	b.Run("full", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			d, err := New(opts(b))
+			if err != nil {
+				b.Fatalf("%+v", err)
+			}
+			b.StartTimer()
+			stats, err := d.Sync(st, "node1")
+			b.StopTimer()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if stats.FrontendsAdded != n || stats.BackendsAdded != 10*n {
+				b.Fatalf("sync stats %+v, want %d frontends and %d backends added", stats, n, 10*n)
+			}
+			d.Close()
+			if err := Cleanup(d.opts.PinDir); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+	})
+	b.Run("one_change", func(b *testing.B) {
+		d, err := New(opts(b))
+		if err != nil {
+			b.Fatalf("%+v", err)
+		}
+		b.Cleanup(func() { d.Close() })
+		if _, err := d.Sync(st, "node1"); err != nil {
+			b.Fatal(err)
+		}
+		// Alternate between the 10 000 and 10 001 services: every Sync
+		// adds or removes one, and must write nothing else.
+		more := &model.State{Services: append(st.Services[:n:n], syncServices(n + 1).Services[n])}
+		states := []*model.State{more, st}
+		i := 0
+		for b.Loop() {
+			stats, err := d.Sync(states[i%2], "node1")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if stats.FrontendsAdded+stats.FrontendsRemoved != 1 || stats.TablesWritten > 1 || stats.FrontendsUpdated != 0 {
+				b.Fatalf("one change rewrote more than the service: %+v", stats)
+			}
+			i++
+		}
+	})
+}
