@@ -59,9 +59,20 @@ func newKube(kubeconfig, node string, log *slog.Logger) (agent.Source, func(cont
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	// The IPAM controller writes one status per new Service; at 50 QPS
+	// a cluster's first 10 000 Services would wait 200 s for their VIPs.
+	// Its writes are bounded by the Services that changed, and the API
+	// server's priority and fairness protects it from any client, so the
+	// controller gets its own, wider limit (see test/k8sbench).
+	ctlCfg := rest.CopyConfig(cfg)
+	ctlCfg.QPS, ctlCfg.Burst = controller.ClientQPS, controller.ClientBurst
+	ctlClients, err := kube.NewClients(ctlCfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	ns := os.Getenv("POD_NAMESPACE")
 	ctl, err := controller.New(controller.Config{
-		Clients:   clients,
+		Clients:   ctlClients,
 		Identity:  node,
 		Namespace: ns,
 		Options:   config.Options{},

@@ -127,11 +127,22 @@ func TestPrivilegedMetricsEndToEnd(t *testing.T) {
 		`lbd_pool_addresses_used{pool="internal"}`:                       1,
 		`lbd_datapath_attached_info{interface="veth0",mode="tcx"}`:       1,
 		`lbd_backends_ready{port="80",protocol="TCP",vip="` + vip + `"}`: 1,
-		"lbd_errors": 0,
+		"lbd_errors":            0,
+		"lbd_sync_errors_total": 0,
+		// One frontend plus its VIP marker; capacities as configured.
+		`lbd_datapath_map_entries{map="lb_services"}`:   2,
+		`lbd_datapath_map_entries{map="lb_backends"}`:   1,
+		`lbd_datapath_map_capacity{map="lb_conntrack"}`: 262144,
+		`lbd_datapath_map_capacity{map="lb_services"}`:  8192,
+		"lbd_flow_events_total":                         0, // nobody ran lbd flows
+		"lbd_flow_events_lost_total":                    0,
 	} {
 		if got, ok := m[k]; !ok || got != want {
 			t.Errorf("%s = %v (present %v), want %v", k, got, ok, want)
 		}
+	}
+	if m["lbd_reconciles_total"] < 1 {
+		t.Errorf("lbd_reconciles_total = %v, want >= 1", m["lbd_reconciles_total"])
 	}
 	key := `{port="80",protocol="TCP",vip="` + vip + `"}`
 	before := m["lbd_datapath_packets_total"+key]

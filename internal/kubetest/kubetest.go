@@ -25,6 +25,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -336,7 +337,7 @@ func (p *proc) start(wrap []string) error {
 	// Its own process group, so a ^C in the terminal reaches the test,
 	// which then stops the servers in order.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	if err := forkStart(cmd); err != nil {
 		f.Close()
 		return fmt.Errorf("start %s: %w", p.name, err)
 	}
@@ -534,4 +535,25 @@ func writeSAKeys(dir string) error {
 		}
 	}
 	return nil
+}
+
+// forks runs cmd.Start calls on one OS thread that never exits. Pdeathsig
+// fires when the thread that forked the child exits, not the process, and a
+// test that enters network namespaces (test/vm) ends threads on purpose; a
+// server forked from such a thread would be killed at a random moment.
+var forks = sync.OnceValue(func() chan func() {
+	ch := make(chan func())
+	go func() {
+		runtime.LockOSThread() // never unlocked: this thread lives as long as the process
+		for f := range ch {
+			f()
+		}
+	}()
+	return ch
+})
+
+func forkStart(cmd *exec.Cmd) error {
+	errc := make(chan error, 1)
+	forks() <- func() { errc <- cmd.Start() }
+	return <-errc
 }

@@ -99,6 +99,12 @@ type Agent struct {
 	errs         []string
 	mode         datapath.Mode
 	lastSync     time.Time
+	// ifaces are the interfaces the datapath is attached to beyond
+	// --interface (interfaces.go).
+	ifaces ifaceSet
+	// reconciles and syncErrors count reconcile passes and the ones whose
+	// datapath sync or announcement failed (lbd_sync_errors_total).
+	reconciles, syncErrors uint64
 }
 
 // New validates cfg and returns an Agent reading from src.
@@ -121,6 +127,7 @@ func New(cfg Config, src Source) (*Agent, error) {
 		src:     src,
 		updates: make(chan *model.State, 1),
 		owned:   make(map[netip.Addr]bool),
+		ifaces:  ifaceSet{appeared: make(chan struct{}, 1)},
 		poolOf:  func(netip.Addr) (string, bool) { return "", false },
 	}, nil
 }
@@ -186,6 +193,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		g.Go(func() error { return mem.Run(memCtx) })
 	}
 	g.Go(func() error { return a.ann.Run(ctx) })
+	g.Go(func() error { return a.attachLoop(ctx) })
 	g.Go(func() error { return a.src.Run(ctx, a.publish) })
 	g.Go(func() error {
 		defer memCancel()
@@ -238,6 +246,11 @@ func (a *Agent) loop(ctx context.Context) error {
 			// allocation and the datapath and announce at once.
 			a.announceOwned()
 			continue
+		case <-a.ifaces.appeared:
+			// An announced interface appeared (interfaces.go): answer
+			// there now, not at the next State.
+			a.announceOwned()
+			continue
 		case st := <-a.updates:
 			last = st
 		case <-resync.C:
@@ -263,13 +276,18 @@ func (a *Agent) reconcile(in *model.State) {
 	a.mu.Lock()
 	a.state = st
 	a.mu.Unlock()
+	// Attach before answering on a new interface, so that no VIP packet
+	// arrives there unbalanced.
+	a.syncAttached(st)
 	vips, owned, err := a.announce(st)
 	if err != nil {
 		errs = append(errs, err)
 	}
+	syncFailed := err != nil
 	stats, err := a.dp.Sync(st, self)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("datapath sync: %w", err))
+		syncFailed = true
 	}
 	var msgs []string
 	for _, e := range errs {
@@ -283,6 +301,10 @@ func (a *Agent) reconcile(in *model.State) {
 		"tablesWritten", stats.TablesWritten, "errors", len(msgs))
 	a.mu.Lock()
 	a.owned, a.errs, a.lastSync = owned, msgs, time.Now()
+	a.reconciles++
+	if syncFailed {
+		a.syncErrors++
+	}
 	a.mu.Unlock()
 }
 

@@ -22,7 +22,9 @@ func (a *Agent) Snapshot() status.Status {
 
 	out := status.Status{Node: a.cfg.NodeName, Version: a.cfg.Version, Source: a.src.Name(), Errors: errs}
 	out.Datapath.PinDir = a.cfg.Datapath.PinDir
+	out.Reconcile = a.reconcileInfo()
 	out.Datapath.Attached = map[string]string{}
+	out.Warnings = append(out.Warnings, a.attachWarnings()...)
 	if a.dp != nil {
 		for i, m := range a.dp.Attached() {
 			out.Datapath.Attached[i] = string(m)

@@ -3,9 +3,9 @@
 package config
 
 import (
-	"cmp"
 	"errors"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -47,7 +47,10 @@ func (o Options) withDefaults() Options {
 // For converts and validates r. It always returns a State, built from the
 // valid objects; the error, if not nil, joins one *FieldError per problem in
 // the objects left out. See the package documentation for why.
-func For(r Resources, opts Options) (*model.State, error) {
+func For(r Resources, opts Options) (*model.State, error) { return convert(r, opts, nil) }
+
+// convert is For, with the memory of a Converter when m is not nil.
+func convert(r Resources, opts Options, m *Converter) (*model.State, error) {
 	opts = opts.withDefaults()
 	var errs []error
 	st := &model.State{}
@@ -62,6 +65,7 @@ func For(r Resources, opts Options) (*model.State, error) {
 
 	nsLabels := map[string]map[string]string{}
 	nsSeen := map[string]bool{}
+	nsVersion := map[string]string{}
 	for i := range r.Namespaces {
 		ns := &r.Namespaces[i]
 		o := &object{kind: "Namespace", name: ns.Name}
@@ -72,36 +76,64 @@ func For(r Resources, opts Options) (*model.State, error) {
 		nsSeen[ns.Name] = true
 		if o.ok() {
 			nsLabels[ns.Name] = ns.Labels
+			nsVersion[ns.Name] = string(ns.UID) + "/" + ns.ResourceVersion
 		}
 		errs = append(errs, o.errs...)
 	}
 
-	sets := map[model.ServiceKey]endpointSet{}
-	seen := map[model.ServiceKey]bool{}
+	// Services are converted in input order (so errors follow the
+	// file), then put in key order through an index: sorting indices is
+	// much cheaper than sorting the converted structs, and this runs on
+	// every change, over every Service.
+	ours := make([]*corev1.Service, 0, len(r.Services))
 	for i := range r.Services {
-		svc := &r.Services[i]
-		if !isOurs(svc, opts.LoadBalancerClass) {
-			continue
+		if isOurs(&r.Services[i], opts.LoadBalancerClass) {
+			ours = append(ours, &r.Services[i])
 		}
+	}
+	conv := make([]model.Service, len(ours))
+	valid := make([]bool, len(ours))
+	sets := make(map[model.ServiceKey]endpointSet, len(ours))
+	seen := make(map[model.ServiceKey]bool, len(ours))
+	for i, svc := range ours {
 		o := &object{kind: "Service", namespace: svc.Namespace, name: svc.Name}
-		o.checkMeta(true)
-		ms := convertService(o, svc, nsLabels[svc.Namespace])
+		ms := m.service(o, svc, nsLabels[svc.Namespace], nsVersion[svc.Namespace])
 		if seen[ms.Key] {
 			o.add("metadata.name", "", errDuplicate)
 		}
 		seen[ms.Key] = true
 		if o.ok() {
-			st.Services = append(st.Services, ms)
+			conv[i], valid[i] = ms, true
 			sets[ms.Key] = endpointSet{}
 		}
 		errs = append(errs, o.errs...)
 	}
-	errs = append(errs, addSlices(r.EndpointSlices, sets)...)
+	order := make([]int, 0, len(ours))
+	for i := range ours {
+		if valid[i] {
+			order = append(order, i)
+		}
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		return compareKey(ours[a].Namespace, ours[a].Name, ours[b].Namespace, ours[b].Name)
+	})
+	st.Services = make([]model.Service, 0, len(order))
+	for _, i := range order {
+		st.Services = append(st.Services, conv[i])
+	}
+	errs = append(errs, addSlices(r.EndpointSlices, sets, m)...)
+	m.prune()
 	for i := range st.Services {
 		st.Services[i].Endpoints = sets[st.Services[i].Key].sorted()
 	}
-	slices.SortFunc(st.Services, func(a, b model.Service) int {
-		return cmp.Or(cmp.Compare(a.Key.Namespace, b.Key.Namespace), cmp.Compare(a.Key.Name, b.Key.Name))
-	})
 	return st, errors.Join(errs...)
+}
+
+// compareKey orders objects by namespace, then name. (cmp.Or would compare
+// the names even when the namespaces differ.)
+func compareKey(ns1, name1, ns2, name2 string) int {
+	if ns1 != ns2 {
+		return strings.Compare(ns1, ns2)
+	}
+	return strings.Compare(name1, name2)
 }

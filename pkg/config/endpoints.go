@@ -22,7 +22,7 @@ type endpointSet map[netip.Addr]*model.Endpoint
 // belong to (by the kubernetes.io/service-name label, same namespace).
 // Slices of Services not in sets are ignored without validation: they are
 // not lbd's business. An invalid slice is dropped as a whole.
-func addSlices(in []discoveryv1.EndpointSlice, sets map[model.ServiceKey]endpointSet) []error {
+func addSlices(in []discoveryv1.EndpointSlice, sets map[model.ServiceKey]endpointSet, m *Converter) []error {
 	// Merge in name order so that the result does not depend on the order
 	// the slices were listed in.
 	sorted := make([]*discoveryv1.EndpointSlice, len(in))
@@ -30,7 +30,7 @@ func addSlices(in []discoveryv1.EndpointSlice, sets map[model.ServiceKey]endpoin
 		sorted[i] = &in[i]
 	}
 	slices.SortStableFunc(sorted, func(a, b *discoveryv1.EndpointSlice) int {
-		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+		return compareKey(a.Namespace, a.Name, b.Namespace, b.Name)
 	})
 
 	var errs []error
@@ -53,8 +53,7 @@ func addSlices(in []discoveryv1.EndpointSlice, sets map[model.ServiceKey]endpoin
 			continue // FQDN and future types carry no address we can forward to
 		}
 		o := &object{kind: kindEndpointSlice, namespace: es.Namespace, name: es.Name}
-		o.checkMeta(true)
-		eps := convertSlice(o, es, fam)
+		eps := m.slice(o, es, fam)
 		if o.ok() {
 			for _, ep := range eps {
 				set.add(ep)
@@ -139,6 +138,9 @@ func convertSlice(o *object, es *discoveryv1.EndpointSlice, bits int) []model.En
 func (s endpointSet) add(ep model.Endpoint) {
 	cur, ok := s[ep.Addr]
 	if !ok {
+		// Own copy of the ports: they are appended to and sorted
+		// below, and ep may be a Converter's remembered one.
+		ep.Ports = slices.Clone(ep.Ports)
 		s[ep.Addr] = &ep
 		return
 	}

@@ -28,6 +28,14 @@ const (
 	DefaultRetryPeriod   = 1 * time.Second
 )
 
+// ClientQPS and ClientBurst are the client-go rate limits lbd run gives
+// the controller's client: status writes of a burst of new Services go out
+// at up to this rate (16 at a time, see statusWriters).
+const (
+	ClientQPS   = 1000
+	ClientBurst = 1000
+)
+
 // Config configures a Controller.
 type Config struct {
 	Clients kube.Clients

@@ -52,6 +52,8 @@ type termState struct {
 	inf *kube.Informers
 	rec record.EventRecorder
 
+	// conv converts only the objects changed since the last pass.
+	conv  *config.Converter
 	alloc *ipam.Allocator
 	// poolsKey identifies the pool specs alloc was built from.
 	poolsKey string
@@ -89,6 +91,7 @@ func (c *Controller) lead(ctx context.Context) error {
 		c:       c,
 		inf:     inf,
 		rec:     bc.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "lbd-ipam"}),
+		conv:    config.NewConverter(c.cfg.Options),
 		written: make(map[model.ServiceKey][]netip.Addr),
 		refused: make(map[model.ServiceKey]string),
 
@@ -143,7 +146,7 @@ func (t *termState) pass(ctx context.Context) error {
 	if decodeErr != nil {
 		log.Warn("IPPools left out", "op", "decode", "err", decodeErr)
 	}
-	st, convErr := config.For(res, t.c.cfg.Options)
+	st, convErr := t.conv.For(res)
 	invalid := invalidServices(convErr)
 
 	if key := poolsKey(res); t.alloc == nil || key != t.poolsKey {

@@ -54,7 +54,7 @@ func BenchmarkPrivilegedFlowEvents(b *testing.B) {
 		name   string
 		on     bool
 		sample uint32
-	}{{"off", false, 0}, {"on", true, 0}, {"on_sample_all", true, 1}} {
+	}{{"on", true, 0}, {"off", false, 0}, {"on_sample_all", true, 1}, {"off_again", false, 0}} {
 		b.Run(mode.name, func(b *testing.B) {
 			if mode.on {
 				r, err := d.OpenFlows(mode.sample)

@@ -35,7 +35,7 @@ type Options struct {
 	// (default DefaultMaglevSize).
 	MaglevSize uint32
 	// MaxServices bounds the frontends ({VIP, port, protocol}) (default 4096).
-	// The Maglev map is preallocated: MaxServices * MaglevSize * 4 bytes.
+	// The Maglev map is preallocated: MaxServices * MaglevSize * 8 bytes.
 	MaxServices uint32
 	// MaxBackends bounds distinct backends (default 65536).
 	MaxBackends uint32

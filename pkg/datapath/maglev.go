@@ -11,7 +11,9 @@ import (
 )
 
 // DefaultMaglevSize is the Maglev table size per service: a prime. Each
-// service costs 4 bytes per slot in the kernel (1021 slots = 4 KiB). Keep it
+// service costs 8 bytes per slot in the kernel (an array map stores a
+// 4-byte value in 8; 1021 slots = 8 KiB, preallocated for every
+// MaxServices) and nothing in lbd's heap between Syncs. Keep it
 // at least ~100x the largest backend count for an even spread (1021 suits up
 // to ~10 backends within a few percent; use 16381 for services with
 // hundreds of backends).

@@ -52,7 +52,12 @@ type Hub struct {
 	subs map[*Subscription]struct{}
 	rd   Reader // non-nil while events are on
 	ix   *index
+	ixAt time.Time // when ix was last checked against State
 }
+
+// indexEvery bounds how often the pump asks for the State: per event, a
+// busy VIP would contend with the reconcile loop for the agent's lock.
+const indexEvery = 250 * time.Millisecond
 
 // NewHub returns a Hub; nothing is enabled until the first Subscribe.
 func NewHub(cfg Config) *Hub {
@@ -165,9 +170,11 @@ func (h *Hub) pump(rd Reader) {
 			h.mu.Unlock() // a late event of a reader being closed
 			return
 		}
-		st := h.cfg.State()
-		if h.ix == nil || h.ix.state != st {
-			h.ix = newIndex(st)
+		if now := time.Now(); h.ix == nil || now.Sub(h.ixAt) > indexEvery {
+			if st := h.cfg.State(); h.ix == nil || h.ix.state != st {
+				h.ix = newIndex(st)
+			}
+			h.ixAt = now
 		}
 		e := h.ix.event(fe)
 		for s := range h.subs {

@@ -78,6 +78,8 @@ type Collector struct {
 	membersGauge       *prometheus.Desc
 	lastScrapeDuration *prometheus.Desc
 	mapEntries         *prometheus.Desc
+	reconciles         *prometheus.Desc
+	syncErrors         *prometheus.Desc
 	mapCapacity        *prometheus.Desc
 	flowEvents         *prometheus.Desc
 	flowEventsLost     *prometheus.Desc
@@ -130,6 +132,8 @@ func NewCollector(snapshot func() status.Status, opts Options) *Collector {
 		membersGauge:      d("members", "Peer lbd instances known to this node, by health.", "healthy"),
 		lastScrapeDuration: d("scrape_duration_seconds",
 			"Time the snapshot behind this scrape took (reading the BPF maps)."),
+		reconciles:     d("reconciles_total", "Reconcile passes: a new State (or the periodic resync) applied to IPAM, the announcer and the datapath."),
+		syncErrors:     d("sync_errors_total", "Reconcile passes in which applying the State failed (datapath map writes or ARP/NDP announcement); lbd_errors says why."),
 		mapEntries:     d("datapath_map_entries", "Entries in a datapath BPF map (lb_services counts frontends and VIP markers).", "map"),
 		mapCapacity:    d("datapath_map_capacity", "Capacity of a datapath BPF map, as configured (--max-services, --conntrack-size).", "map"),
 		flowEvents:     d("flow_events_total", "Flow events the datapath wrote to its ring buffer for lbd flows (only while a stream is open)."),
@@ -145,7 +149,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.backendsReady, c.backends, c.answered, c.gratuitous, c.conflicts, c.ownerChanges,
 		c.packets, c.bytes, c.newFlows, c.drops, c.reasonPackets, c.conntrackEntries,
 		c.attachedInfo, c.errorsGauge, c.warningsGauge, c.membersGauge, c.lastScrapeDuration,
-		c.mapEntries, c.mapCapacity, c.flowEvents, c.flowEventsLost,
+		c.mapEntries, c.mapCapacity, c.flowEvents, c.flowEventsLost, c.reconciles, c.syncErrors,
 	} {
 		ch <- d
 	}
@@ -316,6 +320,8 @@ func (c *Collector) emit(ch chan<- prometheus.Metric, st status.Status) {
 		gauge(c.attachedInfo, 1, i, st.Datapath.Attached[i])
 	}
 
+	counter(c.reconciles, st.Reconcile.Runs)
+	counter(c.syncErrors, st.Reconcile.SyncErrors)
 	gauge(c.errorsGauge, float64(len(st.Errors)))
 	gauge(c.warningsGauge, float64(len(st.Warnings)))
 	members := map[string]int{"true": 0, "false": 0}

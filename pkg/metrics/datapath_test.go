@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/lbd-project/lbd/pkg/datapath"
+	"github.com/lbd-project/lbd/pkg/status"
 )
 
 // fakeDatapath stands in for *datapath.Datapath (the real one is scraped
@@ -72,5 +73,25 @@ lbd_flow_events_total 120
 	reg.MustRegister(c)
 	if n := testutil.CollectAndCount(c, "lbd_datapath_map_capacity"); n != 0 {
 		t.Errorf("map capacity series without a datapath: %d", n)
+	}
+}
+
+// TestReconcileMetrics: the reconcile counters of the snapshot.
+func TestReconcileMetrics(t *testing.T) {
+	c := NewCollector(func() status.Status {
+		st := fixture()
+		st.Reconcile = status.ReconcileInfo{Runs: 42, SyncErrors: 3}
+		return st
+	}, Options{})
+	want := `
+# HELP lbd_reconciles_total Reconcile passes: a new State (or the periodic resync) applied to IPAM, the announcer and the datapath.
+# TYPE lbd_reconciles_total counter
+lbd_reconciles_total 42
+# HELP lbd_sync_errors_total Reconcile passes in which applying the State failed (datapath map writes or ARP/NDP announcement); lbd_errors says why.
+# TYPE lbd_sync_errors_total counter
+lbd_sync_errors_total 3
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "lbd_reconciles_total", "lbd_sync_errors_total"); err != nil {
+		t.Error(err)
 	}
 }

@@ -19,6 +19,8 @@ type Status struct {
 	Findings []Finding    `json:"findings,omitempty"`
 	Members  []Member     `json:"members,omitempty"`
 	Announce AnnounceInfo `json:"announce"`
+	// Reconcile counts the daemon's reconcile passes.
+	Reconcile ReconcileInfo `json:"reconcile"`
 }
 
 // Pool is an address pool with its use.
@@ -95,4 +97,12 @@ type AnnounceInfo struct {
 	// LastConflict is when the daemon last noticed Conflicts grow (nil:
 	// never since it started).
 	LastConflict *time.Time `json:"lastConflict,omitempty"`
+}
+
+// ReconcileInfo counts reconcile passes since the daemon started.
+type ReconcileInfo struct {
+	Runs uint64 `json:"runs"`
+	// SyncErrors counts passes in which applying the State failed: the
+	// datapath sync (BPF map writes) or the ARP/NDP announcement.
+	SyncErrors uint64 `json:"syncErrors"`
 }

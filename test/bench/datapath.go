@@ -93,6 +93,9 @@ type DatapathResult struct {
 	Notes []string
 }
 
+// LBDMemoryLimit is the GOMEMLIMIT lbd runs with in the bench.
+const LBDMemoryLimit = "128MiB"
+
 // TestVIP is the VIP the load goes to.
 var TestVIP = lab.InternalRange[0]
 
@@ -414,6 +417,10 @@ func (r *runner) startLBD(ctx context.Context, manifest string, count int) error
 		"--interface", "eth0", "--pin-dir", pin, "--socket", sock,
 		"--max-services", "16384", "--log-level", "warn")
 	cmd.Stdout, cmd.Stderr = logf, logf
+	// As the DaemonSet should run it (docs/performance.md): a soft heap
+	// limit, without which Go's default GC lets the heap grow to twice the
+	// live data before collecting, and the resident set with it.
+	cmd.Env = append(os.Environ(), "GOMEMLIMIT="+LBDMemoryLimit)
 	start := time.Now()
 	if err := node.Do(cmd.Start); err != nil {
 		return fmt.Errorf("start lbd: %w", err)

@@ -156,3 +156,46 @@ func ParseXDPBench(r io.Reader) XDPFigures {
 	}
 	return out
 }
+
+// xdpCases are BenchmarkPrivilegedXDP's cases, in table order.
+var xdpCases = []string{"established", "new_flow", "non_vip"}
+
+// WriteXDPTable prints the XDP ns/packet of every service count measured,
+// one row per count, and the non-VIP summary line (the established and
+// new-flow lines are part of the main report).
+func WriteXDPTable(w io.Writer, xf XDPFigures) {
+	var counts []int
+	for k := range xf {
+		var n int
+		if _, err := fmt.Sscanf(k, "services=%d/", &n); err == nil && !slices.Contains(counts, n) {
+			counts = append(counts, n)
+		}
+	}
+	if len(counts) == 0 {
+		return
+	}
+	slices.Sort(counts)
+	fmt.Fprintln(w, "\n== XDP program, ns/packet (BPF_PROG_TEST_RUN, kernel-timed batches; every run checked to take its path) ==")
+	fmt.Fprintf(w, "%8s", "services")
+	for _, c := range xdpCases {
+		fmt.Fprintf(w, " %12s", c)
+	}
+	fmt.Fprintln(w)
+	for _, n := range counts {
+		fmt.Fprintf(w, "%8d", n)
+		for _, c := range xdpCases {
+			if v, ok := xf[fmt.Sprintf("services=%d/%s", n, c)]; ok {
+				fmt.Fprintf(w, " %12.0f", v)
+			} else {
+				fmt.Fprintf(w, " %12s", "-")
+			}
+		}
+		fmt.Fprintln(w)
+	}
+	lo, hi := counts[0], counts[len(counts)-1]
+	if a, ok := xf[fmt.Sprintf("services=%d/non_vip", lo)]; ok {
+		if b, ok := xf[fmt.Sprintf("services=%d/non_vip", hi)]; ok {
+			fmt.Fprintf(w, "bench: xdp ns/packet non_vip %d services: %.0f %d services: %.0f\n", lo, a, hi, b)
+		}
+	}
+}

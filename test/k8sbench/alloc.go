@@ -22,10 +22,10 @@ import (
 	"github.com/lbd-project/lbd/pkg/source/kube"
 )
 
-// lbdRunQPS is the client-go QPS `lbd run` gives its Kubernetes client
+// lbdRunQPS is the client-go QPS `lbd run` gives the controller's client
 // (cmd/lbd/kube.go); the bench measures the controller as it runs there
 // unless -qps says otherwise.
-const lbdRunQPS = 50
+const lbdRunQPS = controller.ClientQPS
 
 const ns = "default"
 

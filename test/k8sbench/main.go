@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/lbd-project/lbd/internal/kubetest"
+	"github.com/lbd-project/lbd/pkg/controller"
 	"github.com/lbd-project/lbd/pkg/source/kube"
 )
 
@@ -83,7 +84,7 @@ func run(n, changes int, useDatapath bool, qps float32, verbose bool) error {
 		qps = lbdRunQPS
 	}
 	ctlCfg := rest.CopyConfig(cluster.LBDConfig())
-	ctlCfg.QPS, ctlCfg.Burst = qps, int(2*qps)
+	ctlCfg.QPS, ctlCfg.Burst = qps, controller.ClientBurst
 	stopCtl, err := b.allocate(ctlCfg)
 	if err != nil {
 		return err

@@ -182,7 +182,11 @@ type UDPAnswer struct {
 func (h *Host) UDPQuery(ctx context.Context, target netip.AddrPort) (UDPAnswer, error) {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	conn, err := h.DialContext(ctx, "udp4", target.String())
+	network := "udp4"
+	if !target.Addr().Unmap().Is4() {
+		network = "udp6"
+	}
+	conn, err := h.DialContext(ctx, network, target.String())
 	if err != nil {
 		return UDPAnswer{}, err
 	}

@@ -57,6 +57,15 @@ func TestPrivilegedLabKube(t *testing.T) {
 	if err := l.StartKubeLBD(ctx, bins[1], cp); err != nil {
 		t.Fatal(err)
 	}
+	// lbd stops before the API server does, as in a cluster being
+	// drained: each releases its Lease and stops its informers cleanly.
+	t.Cleanup(func() {
+		for _, n := range l.Nodes {
+			if err := l.StopLBD(n); err != nil {
+				t.Errorf("stop lbd: %v", err)
+			}
+		}
+	})
 
 	// One leader, among the lab's nodes.
 	leader := waitFor(t, ctx, "a leader in the Lease", func() (string, error) {

@@ -76,6 +76,7 @@ func (l *Lab) Manifests() ([]byte, error) {
 	} {
 		docs = append(docs, service(s.name, s.labels), l.endpointSlice(s.name))
 	}
+	docs = append(docs, l.dualStackDocs()...) // none unless Options.IPv6
 
 	var buf bytes.Buffer
 	for i, d := range docs {

@@ -56,6 +56,10 @@ type Options struct {
 	// node, so tests can reach pods directly. A real client on the VLAN
 	// has none; leave it off when testing VIPs.
 	ClientPodRoutes bool
+	// IPv6 also gives every node, pod and client an IPv6 address (see
+	// ipv6.go), routes the pods' IPv6 ranges like the IPv4 ones and adds
+	// the dual-stack pool and Services to the manifest.
+	IPv6 bool
 	// StartTimeout bounds waiting for a process to become ready; 0 means
 	// 30s.
 	StartTimeout time.Duration
@@ -365,6 +369,11 @@ func (l *Lab) build(ctx context.Context) error {
 			if err := ipIn(ctx, n.NetNS, "route", "add", m.PodCIDR().String(), "via", m.IP.String(), "dev", "eth0"); err != nil {
 				return err
 			}
+		}
+	}
+	if o.IPv6 {
+		if err := l.addIPv6(ctx); err != nil {
+			return err
 		}
 	}
 	if err := l.writeManifests(); err != nil {

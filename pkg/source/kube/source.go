@@ -77,8 +77,10 @@ func (s *Source) Run(ctx context.Context, publish func(*model.State)) error {
 	s.log.Info("informer caches synced", "op", "sync", "took", time.Since(start).Round(time.Millisecond))
 
 	var lastErr string
+	// Converts only what changed since the last State.
+	conv := config.NewConverter(s.opts.Config)
 	build := func(reason string) {
-		st, errMsg := s.build(inf)
+		st, errMsg := s.build(inf, conv)
 		if errMsg != lastErr {
 			// Log each distinct set of problems once, not on every
 			// change while they persist.
@@ -118,9 +120,9 @@ func (s *Source) Run(ctx context.Context, publish func(*model.State)) error {
 
 // build converts the caches into a State; the message sums up what was
 // left out, "" when nothing was.
-func (s *Source) build(inf *Informers) (*model.State, string) {
+func (s *Source) build(inf *Informers, conv *config.Converter) (*model.State, string) {
 	res, decodeErr := inf.Resources()
-	st, convErr := config.For(res, s.opts.Config)
+	st, convErr := conv.For(res)
 	var msg string
 	if decodeErr != nil {
 		msg = fmt.Sprintf("decode: %v", decodeErr)

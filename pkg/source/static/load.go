@@ -98,13 +98,18 @@ var kinds = []string{
 }
 
 func decode(res *config.Resources, d document) error {
-	// Pad with the lines before the document so that YAML errors name
-	// the line in the file, not in the document.
-	y := append(bytes.Repeat([]byte("\n"), d.line-1), d.data...)
 	// Strict: a key given twice in YAML is an error, not a silent
 	// last-one-wins.
-	j, err := yaml.YAMLToJSONStrict(y)
+	j, err := yaml.YAMLToJSONStrict(d.data)
 	if err != nil {
+		// Parse again padded with the lines before the document, so the
+		// error names the line in the file, not in the document. Only on
+		// error: padding every document made loading quadratic in the
+		// file's length (GBs of garbage for 10 000 Services).
+		y := append(bytes.Repeat([]byte("\n"), d.line-1), d.data...)
+		if _, perr := yaml.YAMLToJSONStrict(y); perr != nil {
+			err = perr
+		}
 		return fmt.Errorf("parse YAML: %w", err)
 	}
 	if bytes.Equal(bytes.TrimSpace(j), []byte("null")) {

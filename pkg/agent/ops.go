@@ -5,6 +5,7 @@ package agent
 import (
 	"github.com/lbd-project/lbd/pkg/datapath"
 	"github.com/lbd-project/lbd/pkg/model"
+	"github.com/lbd-project/lbd/pkg/status"
 )
 
 // Datapath returns the loaded datapath once the first State has been
@@ -26,4 +27,11 @@ func (a *Agent) State() *model.State {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.state
+}
+
+// reconcileInfo returns the reconcile counters for the status.
+func (a *Agent) reconcileInfo() status.ReconcileInfo {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return status.ReconcileInfo{Runs: a.reconciles, SyncErrors: a.syncErrors}
 }
