@@ -106,9 +106,23 @@ static __always_inline struct lb_flow_event *lb_flow_reserve(enum lb_flow_type t
 	return e;
 }
 
+/* LB_FLOW_WAKEUP_BYTES: the reader is woken when the pending data crosses
+ * this (about 200 events); otherwise it finds the events on its next poll
+ * (pkg/datapath polls every 100 ms). A wakeup per event would cost each new
+ * flow about a microsecond while someone watches (measured by
+ * BenchmarkPrivilegedFlowEvents). A crossing missed by a race between CPUs
+ * only delays the events to the next poll. */
+#define LB_FLOW_WAKEUP_BYTES (16 * 1024)
+
 static __always_inline void lb_flow_submit(struct lb_flow_event *e)
 {
-	bpf_ringbuf_submit(e, 0);
+	/* Pending bytes before this record is committed: a record is the
+	 * event plus an 8-byte header. */
+	__u64 avail = bpf_ringbuf_query(&lb_flow_events, BPF_RB_AVAIL_DATA);
+	__u64 wake = BPF_RB_NO_WAKEUP;
+	if (avail < LB_FLOW_WAKEUP_BYTES && avail + sizeof(*e) + 8 >= LB_FLOW_WAKEUP_BYTES)
+		wake = BPF_RB_FORCE_WAKEUP;
+	bpf_ringbuf_submit(e, wake);
 	lb_flow_stat(LB_FLOW_S_EMITTED);
 }
 

@@ -105,3 +105,96 @@ static __always_inline int lb_icmp_err(void *ctx, const bool xdp, struct lb_pkt 
 		return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_MALFORMED, 0);
 	return lb_fwd(ctx, xdp, 4, p->saddr, rv.client, IPPROTO_ICMP, p->ip_len, 0, LB_R_ICMP_FWD);
 }
+
+/* lb_addr_eq compares two addresses in the 16-byte map layout. */
+static __always_inline int lb_addr_eq(const __u8 *a, const __u8 *b)
+{
+	__u32 x[4], y[4];
+	__builtin_memcpy(x, a, 16);
+	__builtin_memcpy(y, b, 16);
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3])) == 0;
+}
+
+/* lb_rewrite_icmp6 is lb_rewrite_icmp4 for ICMPv6: no IP header checksum,
+ * but the ICMPv6 checksum covers the outer addresses (pseudo-header) as well
+ * as the quoted packet, so both changes are folded into it. The quoted L4
+ * checksum is left alone, as for IPv4. */
+static __always_inline int lb_rewrite_icmp6(void *ctx, const bool xdp, const __u8 *osaddr, const __u8 *odaddr,
+					    const __u8 *isaddr, const __u8 *idaddr, __be16 isport, __be16 idport)
+{
+	void *data = ctx_data(ctx, xdp), *data_end = ctx_data_end(ctx, xdp);
+	struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
+	__u8 *icmp = (void *)(ip6 + 1);
+	if ((void *)(icmp + 8 + 40 + 8) > data_end)
+		return -1;
+	struct ipv6hdr *in = (void *)(icmp + 8);
+	__be16 *ports = (void *)(in + 1);
+	__u16 *csum = (__u16 *)(icmp + 2);
+
+	__be32 o[8], n[8];
+	__builtin_memcpy(o, &ip6->saddr, 32);
+	__builtin_memcpy(n, osaddr, 16);
+	__builtin_memcpy(&n[4], odaddr, 16);
+	__builtin_memcpy(&ip6->saddr, n, 32);
+	__u16 c = lb_csum_update(*csum, o, n, 32);
+
+	__builtin_memcpy(o, &in->saddr, 32);
+	__builtin_memcpy(n, isaddr, 16);
+	__builtin_memcpy(&n[4], idaddr, 16);
+	__builtin_memcpy(&in->saddr, n, 32);
+	c = lb_csum_update(c, o, n, 32);
+
+	__be32 op, np;
+	__builtin_memcpy(&op, ports, 4);
+	ports[0] = isport;
+	ports[1] = idport;
+	__builtin_memcpy(&np, ports, 4);
+	*csum = lb_csum_update(c, &op, &np, 4);
+	return 0;
+}
+
+/* lb_icmp_err6 is lb_icmp_err for ICMPv6 errors (packet too big above all:
+ * IPv6 routers never fragment, so path-MTU discovery of a VIP flow depends
+ * on it), the same two shapes:
+ *  - toward a VIP, quoting VIP -> client: sent to the flow's backend, as if
+ *    the backend's own packet had caused it;
+ *  - toward the node, quoting node:snat -> backend: sent to the client,
+ *    quoting client -> VIP. */
+static __always_inline int lb_icmp_err6(void *ctx, const bool xdp, struct lb_pkt *p, int *mine)
+{
+	*mine = 1;
+	/* Both shapes quote a packet whose reverse is the key: the client's
+	 * flow (shape 1) or the backend's reply (shape 2, reverse table). */
+	struct lb_flow_key k = {.proto = p->in_proto};
+	__builtin_memcpy(k.saddr, p->in_daddr, 16);
+	__builtin_memcpy(k.daddr, p->in_saddr, 16);
+	k.sport = p->in_dport;
+	k.dport = p->in_sport;
+	__u8 node[16];
+	int have_node = lb_node_addr(6, node);
+	struct lb_ct *ctp = bpf_map_lookup_elem(&lb_conntrack, &k);
+	if (ctp && lb_addr_eq(p->daddr, p->in_saddr)) {
+		int snat = (ctp->flags & LB_CT_SNAT) != 0;
+		if (snat && !have_node)
+			return *mine = 0;
+		__u8 be[16];
+		__builtin_memcpy(be, ctp->baddr, 16);
+		__be16 bport = ctp->bport;
+		__be16 toport = snat ? ctp->snat_port : p->in_dport;
+		if (!snat)
+			__builtin_memcpy(node, p->saddr, 16); /* outer source kept */
+		const __u8 *to = snat ? node : p->in_daddr;
+		if (lb_rewrite_icmp6(ctx, xdp, node, be, be, to, bport, toport))
+			return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_MALFORMED, 0);
+		return lb_fwd(ctx, xdp, 6, node, be, LB_IPPROTO_ICMPV6, p->ip_len, snat, LB_R_ICMP_FWD);
+	}
+	if (!have_node || !lb_addr_eq(p->daddr, node) || !lb_addr_eq(p->in_saddr, node))
+		return *mine = 0;
+	struct lb_rev *rvp = bpf_map_lookup_elem(&lb_revnat, &k);
+	if (!rvp || !(rvp->flags & LB_CT_SNAT))
+		return *mine = 0;
+	struct lb_rev rv = *rvp;
+	if (lb_rewrite_icmp6(ctx, xdp, p->saddr, rv.client, rv.client, rv.vip, rv.cport, rv.vport))
+		return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_MALFORMED, 0);
+	return lb_fwd(ctx, xdp, 6, p->saddr, rv.client, LB_IPPROTO_ICMPV6, p->ip_len, 0, LB_R_ICMP_FWD);
+}

@@ -621,10 +621,18 @@ static __always_inline int lb_ingress(void *ctx, const bool xdp)
 		sk.port = 0;
 		sk.proto = 0;
 	}
-	/* ICMPv6 to a VIP is neighbour discovery (unicast NUD probes) or an
-	 * error lbd does not translate yet: the stack decides. */
-	if (p.family == 6 && p.proto == LB_IPPROTO_ICMPV6)
+	/* ICMPv6: an error quoting a VIP flow is translated like the IPv4
+	 * ones; anything else (neighbour discovery, unicast NUD probes to a
+	 * VIP, errors of other flows) is the stack's. */
+	if (p.family == 6 && p.proto == LB_IPPROTO_ICMPV6) {
+		if (p.icmp_err) {
+			int mine = 0;
+			int r = lb_icmp_err6(ctx, xdp, &p, &mine);
+			if (mine)
+				return r;
+		}
 		return lb_exit(ctx, xdp, LB_ACT_PASS, LB_R_PASS, 0);
+	}
 	if (p.icmp_err) {
 		int mine = 0;
 		int r = lb_icmp_err(ctx, xdp, &p, &mine);

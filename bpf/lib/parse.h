@@ -70,6 +70,9 @@ static __always_inline __be32 lb_v4(const __u8 *addr)
 }
 
 #define LB_NEXTHDR_FRAGMENT 44
+#define LB_NEXTHDR_ICMPV6 58
+#define LB_ICMPV6_DEST_UNREACH 1
+#define LB_ICMPV6_PARAMPROB 4 /* 1..4: unreachable, packet too big, time exceeded, parameter problem */
 
 /* lb_ports reads the ports of a TCP or UDP header at l4. */
 static __always_inline int lb_ports(void *l4, void *data_end, __u8 proto, struct lb_pkt *p)
@@ -96,6 +99,29 @@ static __always_inline int lb_ports(void *l4, void *data_end, __u8 proto, struct
 	return LB_PARSE_NO_L4;
 }
 
+/* lb_parse_icmp6 fills the quoted tuple of an ICMPv6 error (type 1-4:
+ * type, code, checksum, 4 bytes of MTU or pointer, then the quoted IPv6
+ * header and 8 bytes of its L4) whose quoted packet is TCP or UDP without
+ * extension headers. Never a usable L4 of its own. */
+static __always_inline int lb_parse_icmp6(__u8 *icmp, void *data_end, struct lb_pkt *p)
+{
+	if ((void *)(icmp + 8 + 40 + 8) > data_end)
+		return LB_PARSE_NO_L4;
+	if (icmp[0] < LB_ICMPV6_DEST_UNREACH || icmp[0] > LB_ICMPV6_PARAMPROB)
+		return LB_PARSE_NO_L4;
+	struct ipv6hdr *in = (void *)(icmp + 8);
+	if (in->version != 6 || (in->nexthdr != IPPROTO_TCP && in->nexthdr != IPPROTO_UDP))
+		return LB_PARSE_NO_L4;
+	__be16 *ports = (void *)(in + 1);
+	__builtin_memcpy(p->in_saddr, &in->saddr, 16);
+	__builtin_memcpy(p->in_daddr, &in->daddr, 16);
+	p->in_proto = in->nexthdr;
+	p->in_sport = ports[0];
+	p->in_dport = ports[1];
+	p->icmp_err = 1;
+	return LB_PARSE_NO_L4;
+}
+
 /* lb_parse6 fills p from an IPv6 header. Extension headers are not walked:
  * a VIP packet with one (a fragment above all) has no usable L4 and gets the
  * VIP's defined drop; everything else passes. */
@@ -116,6 +142,8 @@ static __always_inline int lb_parse6(struct ipv6hdr *ip6, void *data_end, struct
 		p->frag = 1;
 		return LB_PARSE_NO_L4;
 	}
+	if (ip6->nexthdr == LB_NEXTHDR_ICMPV6)
+		return lb_parse_icmp6((void *)(ip6 + 1), data_end, p);
 	return lb_ports(ip6 + 1, data_end, ip6->nexthdr, p);
 }
 

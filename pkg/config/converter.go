@@ -29,9 +29,9 @@ type Converter struct {
 }
 
 type svcMemo struct {
-	version string // resourceVersion and the namespace's
-	ms      model.Service
-	errs    []error
+	rv, nsVersion string // the Service's resourceVersion and its namespace's
+	ms            model.Service
+	errs          []error
 }
 
 type sliceMemo struct {
@@ -58,15 +58,14 @@ func (c *Converter) service(o *object, svc *corev1.Service, nsLabels map[string]
 	if c.nextSvcs == nil {
 		c.nextSvcs = make(map[types.UID]svcMemo, len(c.svcs))
 	}
-	version := svc.ResourceVersion + "/" + nsVersion
-	if m, ok := c.svcs[svc.UID]; ok && m.version == version {
+	if m, ok := c.svcs[svc.UID]; ok && m.rv == svc.ResourceVersion && m.nsVersion == nsVersion {
 		o.errs = append(o.errs, m.errs...)
 		c.nextSvcs[svc.UID] = m
 		return m.ms
 	}
 	o.checkMeta(true)
 	ms := convertService(o, svc, nsLabels)
-	c.nextSvcs[svc.UID] = svcMemo{version: version, ms: ms, errs: append([]error(nil), o.errs...)}
+	c.nextSvcs[svc.UID] = svcMemo{rv: svc.ResourceVersion, nsVersion: nsVersion, ms: ms, errs: append([]error(nil), o.errs...)}
 	return ms
 }
 

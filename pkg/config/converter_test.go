@@ -4,6 +4,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -12,6 +13,8 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/lbd-project/lbd/pkg/model"
 )
 
 // TestConverterMatchesFor runs a Converter through a series of changes
@@ -94,4 +97,37 @@ func TestConverterMatchesFor(t *testing.T) {
 	r.Services[0].ResourceVersion = ""
 	r.Services[0].Spec.Ports[0].Port = 82
 	check("no resourceVersion")
+}
+
+// TestSliceOrderIrrelevant: slices are merged in whatever order the
+// informer lists them; the State and the errors must not depend on it,
+// including when two slices disagree about an address's node.
+func TestSliceOrderIrrelevant(t *testing.T) {
+	onNode := func(n string) func(*discoveryv1.Endpoint) {
+		return func(e *discoveryv1.Endpoint) { e.NodeName = &n }
+	}
+	in := []discoveryv1.EndpointSlice{
+		slice("a-1", "a", discoveryv1.AddressTypeIPv4, httpPort, ep("10.241.0.1", onNode("node2"))),
+		slice("a-2", "a", discoveryv1.AddressTypeIPv4, httpPort, ep("10.241.0.1", onNode("node1")), ep("10.241.0.2")),
+		slice("a-3", "a", discoveryv1.AddressTypeIPv4, httpPort, ep("fd00::1")),
+		slice("a-0", "a", discoveryv1.AddressTypeIPv4, httpPort, ep("bogus")),
+	}
+	r := Resources{Services: []corev1.Service{svc("a")}, EndpointSlices: in}
+	want, wantErr := For(r, Options{})
+	rev := slices.Clone(in)
+	slices.Reverse(rev)
+	r.EndpointSlices = rev
+	got, gotErr := For(r, Options{})
+	if diff := cmp.Diff(want, got, cmpOpts); diff != "" {
+		t.Errorf("State depends on slice order (-forward +reversed):\n%s", diff)
+	}
+	if diff := cmp.Diff(errStrings(t, wantErr), errStrings(t, gotErr)); diff != "" {
+		t.Errorf("errors depend on slice order (-forward +reversed):\n%s", diff)
+	}
+	if s, _ := got.Service(model.ServiceKey{Namespace: "default", Name: "a"}); len(s.Endpoints) == 0 || s.Endpoints[0].NodeName != "node1" {
+		t.Errorf("endpoints %+v: want 10.241.0.1 on node1 (the smaller name)", s.Endpoints)
+	}
+	if len(errStrings(t, wantErr)) != 2 {
+		t.Errorf("errors %q: want one for a-0 and one for a-3", errStrings(t, wantErr))
+	}
 }

@@ -23,18 +23,17 @@ type endpointSet map[netip.Addr]*model.Endpoint
 // Slices of Services not in sets are ignored without validation: they are
 // not lbd's business. An invalid slice is dropped as a whole.
 func addSlices(in []discoveryv1.EndpointSlice, sets map[model.ServiceKey]endpointSet, m *Converter) []error {
-	// Merge in name order so that the result does not depend on the order
-	// the slices were listed in.
-	sorted := make([]*discoveryv1.EndpointSlice, len(in))
-	for i := range in {
-		sorted[i] = &in[i]
+	// Slices are merged in the order given: the merge does not depend on
+	// it (see add), and sorting 10 000 slices on every change would cost
+	// more than the rest. Only the problems are put in name order, so
+	// that the same problems always read the same.
+	type bad struct {
+		ns, name string
+		errs     []error
 	}
-	slices.SortStableFunc(sorted, func(a, b *discoveryv1.EndpointSlice) int {
-		return compareKey(a.Namespace, a.Name, b.Namespace, b.Name)
-	})
-
-	var errs []error
-	for _, es := range sorted {
+	var bads []bad
+	for i := range in {
+		es := &in[i]
 		svc, ok := es.Labels[discoveryv1.LabelServiceName]
 		if !ok {
 			continue
@@ -58,8 +57,14 @@ func addSlices(in []discoveryv1.EndpointSlice, sets map[model.ServiceKey]endpoin
 			for _, ep := range eps {
 				set.add(ep)
 			}
+			continue
 		}
-		errs = append(errs, o.errs...)
+		bads = append(bads, bad{es.Namespace, es.Name, o.errs})
+	}
+	slices.SortStableFunc(bads, func(a, b bad) int { return compareKey(a.ns, a.name, b.ns, b.name) })
+	var errs []error
+	for _, b := range bads {
+		errs = append(errs, b.errs...)
 	}
 	return errs
 }
@@ -147,7 +152,9 @@ func (s endpointSet) add(ep model.Endpoint) {
 	cur.Ready = cur.Ready || ep.Ready
 	cur.Serving = cur.Serving || ep.Serving
 	cur.Terminating = cur.Terminating && ep.Terminating
-	if cur.NodeName == "" {
+	// Two slices naming different nodes for one address (a moment in a
+	// move): the smallest name, whatever order the slices came in.
+	if cur.NodeName == "" || (ep.NodeName != "" && ep.NodeName < cur.NodeName) {
 		cur.NodeName = ep.NodeName
 	}
 	for _, p := range ep.Ports {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"time"
 
 	"github.com/cilium/ebpf/ringbuf"
@@ -51,13 +52,19 @@ type FlowEvent struct {
 // the ring buffer has one consumer, and callers fan its events out.
 var ErrFlowsBusy = errors.New("flow events already have a reader")
 
+// flowPoll is how often Read looks into the ring buffer when no wakeup
+// came: the programs wake the reader only once LB_FLOW_WAKEUP_BYTES are
+// pending (bpf/lib/flow.h), so a trickle of events is seen within this.
+const flowPoll = 100 * time.Millisecond
+
 // FlowReader reads flow events. Not safe for concurrent use, except Close,
 // which unblocks a pending Read.
 type FlowReader struct {
-	d    *Datapath
-	rd   *ringbuf.Reader
-	boot time.Time // wall clock at CLOCK_MONOTONIC zero, for event times
-	rec  ringbuf.Record
+	d        *Datapath
+	rd       *ringbuf.Reader
+	boot     time.Time // wall clock at CLOCK_MONOTONIC zero, for event times
+	rec      ringbuf.Record
+	deadline time.Time // the caller's (SetDeadline); zero: none
 }
 
 // OpenFlows turns flow events on and returns their reader. sample makes one
@@ -95,7 +102,19 @@ func (d *Datapath) OpenFlows(sample uint32) (*FlowReader, error) {
 // Read blocks until the next event. After Close it returns an error
 // wrapping ringbuf.ErrClosed (os.ErrClosed).
 func (r *FlowReader) Read() (FlowEvent, error) {
-	if err := r.rd.ReadInto(&r.rec); err != nil {
+	for {
+		poll := time.Now().Add(flowPoll)
+		if !r.deadline.IsZero() && r.deadline.Before(poll) {
+			poll = r.deadline
+		}
+		r.rd.SetDeadline(poll)
+		err := r.rd.ReadInto(&r.rec)
+		if err == nil {
+			break
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) && (r.deadline.IsZero() || time.Now().Before(r.deadline)) {
+			continue // a poll found nothing: look again
+		}
 		return FlowEvent{}, fmt.Errorf("read flow event: %w", err)
 	}
 	var e lbLbFlowEvent
@@ -107,7 +126,7 @@ func (r *FlowReader) Read() (FlowEvent, error) {
 
 // SetDeadline makes Read return an error wrapping os.ErrDeadlineExceeded
 // once t passes without an event; the zero time waits forever.
-func (r *FlowReader) SetDeadline(t time.Time) { r.rd.SetDeadline(t) }
+func (r *FlowReader) SetDeadline(t time.Time) { r.deadline = t }
 
 func (r *FlowReader) decode(e *lbLbFlowEvent) FlowEvent {
 	ap := func(a [16]uint8, port uint16) netip.AddrPort {

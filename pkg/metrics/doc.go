@@ -4,7 +4,9 @@
 //
 // The Collector holds no counters of its own: at every scrape it calls the
 // agent's Snapshot, which sums the datapath's per-CPU BPF maps and reads the
-// announcer's counters, and turns the result into constant metrics. Nothing
+// announcer's counters, and turns the result into constant metrics (plus,
+// through Options.Datapath, the map capacities and flow-event counters the
+// snapshot does not carry). Nothing
 // is polled between scrapes, so a scrape always shows what the maps hold at
 // that moment and an idle daemon costs nothing.
 //

@@ -216,3 +216,28 @@ func TestRenderVIP(t *testing.T) {
 		}
 	}
 }
+
+func TestRender(t *testing.T) {
+	st := healthy()
+	st.Reconcile = ReconcileInfo{Runs: 7, SyncErrors: 1}
+	st.VIPs[0].Service = "default/web"
+	st.Members[1].Healthy = false
+	st.Errors = []string{"datapath sync: boom"}
+	Annotate(&st, time.Now())
+	var b bytes.Buffer
+	Render(&b, &st)
+	out := b.String()
+	for _, want := range []string{
+		"internal  10.20.1.1-10.20.1.4",
+		"10.20.1.1    default/web  internal  node1 (this node)  80/TCP",
+		"datapath: attached eth0 (tcx)",
+		"reconcile: 7 passes, 1 with sync errors",
+		"membership: node1 (this node) healthy, node2 DOWN",
+		"error: datapath sync: boom",
+		"warning: membership: peer node2 (10.20.0.52) is down",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -59,6 +59,7 @@ func Render(w io.Writer, st *Status) error {
 	fmt.Fprintf(w, "datapath packets by reason: %s\n", strings.Join(rs, " "))
 	fmt.Fprintf(w, "announce: interfaces %s; ARP/NDP answered %d, gratuitous sent %d, conflicts %d\n",
 		strings.Join(st.Announce.Interfaces, ","), st.Announce.Answered, st.Announce.Gratuitous, st.Announce.Conflicts)
+	fmt.Fprintf(w, "reconcile: %d passes, %d with sync errors\n", st.Reconcile.Runs, st.Reconcile.SyncErrors)
 	if len(st.Members) > 0 {
 		fmt.Fprintf(w, "membership: %s\n", members(st))
 	}

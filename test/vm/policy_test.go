@@ -42,7 +42,7 @@ func TestPrivilegedLabTrafficPolicy(t *testing.T) {
 	l := labWithLBD(t, Options{})
 	ctx := t.Context()
 	client := l.Client()
-	n1, n2, n3 := l.Nodes[0], l.Nodes[1], l.Nodes[2]
+	n2, n3 := l.Nodes[1], l.Nodes[2]
 	cluster := ExtraService{Name: "policy-cluster"}
 	// No endpoint on node1: it must never own the Local VIP.
 	local := ExtraService{Name: "policy-local", Local: true, Endpoints: []*Pod{n2.Pods[0], n3.Pods[0], n3.Pods[1]}}
@@ -144,7 +144,6 @@ func TestPrivilegedLabTrafficPolicy(t *testing.T) {
 	if err := l.CheckLBD(); err != nil {
 		t.Error(err)
 	}
-	_ = n1
 }
 
 // TestPrivilegedLabSessionAffinity checks sessionAffinity: ClientIP: all

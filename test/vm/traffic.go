@@ -156,20 +156,48 @@ func (p *Process) RSS() (uint64, error) {
 	return 0, fmt.Errorf("read status of %s: no VmRSS", p.Name)
 }
 
-// udpRoundTrip sends one datagram to target from a new socket (a new
-// flow) and waits for the pod server's answer. It dials with a plain
-// dialer: call it inside a lab namespace (Burst).
-func udpRoundTrip(ctx context.Context, target netip.AddrPort) error {
-	if err := checkTarget(target.Addr()); err != nil {
+// UDPFlow sends one datagram to target from h on a new socket (a new
+// flow), waits up to timeout (0: 3s) for the pod server's answer, and
+// returns the flow's local address, also on failure, to look it up in the
+// datapath's tables.
+func (h *Host) UDPFlow(ctx context.Context, target netip.AddrPort, timeout time.Duration) (netip.AddrPort, error) {
+	if timeout == 0 {
+		timeout = requestTimeout
+	}
+	var local netip.AddrPort
+	err := h.Do(func() error {
+		var err error
+		local, err = udpFlow(ctx, target, timeout)
 		return err
+	})
+	return local, err
+}
+
+// udpRoundTrip is UDPFlow for a caller already inside a lab namespace
+// (Burst): it dials with a plain dialer.
+func udpRoundTrip(ctx context.Context, target netip.AddrPort) error {
+	_, err := udpFlow(ctx, target, requestTimeout)
+	return err
+}
+
+func udpFlow(ctx context.Context, target netip.AddrPort, timeout time.Duration) (netip.AddrPort, error) {
+	var local netip.AddrPort
+	if err := checkTarget(target.Addr()); err != nil {
+		return local, err
 	}
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "udp4", target.String())
 	if err != nil {
-		return fmt.Errorf("dial udp %s: %w", target, err)
+		return local, fmt.Errorf("dial udp %s: %w", target, err)
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(requestTimeout))
+	local, _ = netip.ParseAddrPort(c.LocalAddr().String())
+	err = udpExchange(c, target, timeout)
+	return local, err
+}
+
+func udpExchange(c net.Conn, target netip.AddrPort, timeout time.Duration) error {
+	_ = c.SetDeadline(time.Now().Add(timeout))
 	if _, err := c.Write([]byte("lab flow")); err != nil {
 		return fmt.Errorf("send udp to %s: %w", target, err)
 	}

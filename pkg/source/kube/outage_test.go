@@ -34,6 +34,14 @@ func TestStopWithoutAPIServer(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("no first State within 30 s")
 	}
+	// Let the start-up settle: States published until it is quiet.
+	for quiet := false; !quiet; {
+		select {
+		case <-published:
+		case <-time.After(time.Second):
+			quiet = true
+		}
+	}
 	if err := c.StopAPIServer(); err != nil {
 		t.Fatal(err)
 	}
