@@ -58,6 +58,8 @@ test-privileged:
 bench: deps
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(GO) test -count=1 -run '^$$' -bench . -skip Privileged -benchtime 2000x ./pkg/datapath/ ./pkg/ipam/
+	LBD_PRIVILEGED_TESTS=1 $(GO) test -count=1 -run '^$$' -bench BenchmarkPrivilegedSync10k -benchtime 3x ./pkg/datapath/
+	LBD_PRIVILEGED_TESTS=1 $(GO) test -count=1 -run '^$$' -bench BenchmarkPrivilegedFlowEvents -benchtime 100000x ./pkg/datapath/
 	$(GO) run ./test/bench/cmd/lbd-bench
 	$(GO) build -o bin/lab ./test/vm/cmd/lab && $(GO) build -o bin/podserver ./test/vm/podserver && $(GO) build -o bin/lbd ./cmd/lbd && \
 	bin/lab failover-bench --lbd bin/lbd --podserver bin/podserver --runs 10 --max-time 4m
