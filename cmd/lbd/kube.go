@@ -16,6 +16,7 @@ import (
 	"github.com/lbd-project/lbd/pkg/agent"
 	"github.com/lbd-project/lbd/pkg/config"
 	"github.com/lbd-project/lbd/pkg/controller"
+	"github.com/lbd-project/lbd/pkg/metrics/ipamcount"
 	"github.com/lbd-project/lbd/pkg/source/kube"
 )
 
@@ -37,7 +38,7 @@ func kubeMode(fs *flag.FlagSet) bool {
 // controller, which every instance runs and only the Lease holder acts in,
 // and the recorder of this node's ownership Events (run it too). The
 // controller's Lease lives in $POD_NAMESPACE (default lbd-system).
-func newKube(kubeconfig, node string, log *slog.Logger) (agent.Source, func(context.Context) error, *serviceEvents, error) {
+func newKube(kubeconfig, node string, ipamCounts *ipamcount.Counters, log *slog.Logger) (agent.Source, func(context.Context) error, *serviceEvents, error) {
 	if node == "" {
 		return nil, nil, nil, errors.New("--node-name (or NODE_NAME) is required in Kubernetes mode: it is the leader-election identity")
 	}
@@ -77,6 +78,7 @@ func newKube(kubeconfig, node string, log *slog.Logger) (agent.Source, func(cont
 		Namespace: ns,
 		Options:   config.Options{},
 		Log:       log,
+		IPAM:      ipamCounts,
 	})
 	if err != nil {
 		return nil, nil, nil, err

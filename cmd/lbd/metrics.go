@@ -10,6 +10,7 @@ import (
 
 	"github.com/lbd-project/lbd/pkg/agent"
 	"github.com/lbd-project/lbd/pkg/metrics"
+	"github.com/lbd-project/lbd/pkg/metrics/ipamcount"
 	"github.com/lbd-project/lbd/pkg/status"
 )
 
@@ -22,11 +23,11 @@ const defaultMetricsAddr = metrics.DefaultAddr
 // is done. An empty addr disables the endpoint. The listener is opened in g's
 // goroutine, so a taken port fails the daemon through g like any other
 // component rather than being logged and ignored.
-func startMetrics(ctx context.Context, addr string, snap func() status.Status, dp func() metrics.DatapathReader, g *errgroup.Group) error {
+func startMetrics(ctx context.Context, addr string, snap func() status.Status, dp func() metrics.DatapathReader, ipam *ipamcount.Counters, g *errgroup.Group) error {
 	if addr == "" {
 		return nil
 	}
-	reg, _, err := metrics.NewRegistry(snap, metrics.Options{Version: version, Datapath: dp})
+	reg, _, err := metrics.NewRegistry(snap, metrics.Options{Version: version, Datapath: dp, IPAM: ipam})
 	if err != nil {
 		return fmt.Errorf("set up metrics: %w", err)
 	}

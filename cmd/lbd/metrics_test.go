@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/lbd-project/lbd/pkg/metrics/ipamcount"
 	"github.com/lbd-project/lbd/pkg/status"
 )
 
@@ -30,7 +31,10 @@ func TestStartMetrics(t *testing.T) {
 	snap := func() status.Status {
 		return status.Status{Source: "static:x", Announce: status.AnnounceInfo{Answered: 42}}
 	}
-	if err := startMetrics(ctx, addr, snap, nil, g); err != nil {
+	counts := &ipamcount.Counters{}
+	counts.Allocated()
+	counts.Refused(ipamcount.ReasonPoolExhausted)
+	if err := startMetrics(ctx, addr, snap, nil, counts, g); err != nil {
 		t.Fatal(err)
 	}
 	var body string
@@ -47,7 +51,8 @@ func TestStartMetrics(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if !strings.Contains(body, "lbd_arp_ndp_answered_total 42") || !strings.Contains(body, `lbd_build_info{goversion=`) {
+	if !strings.Contains(body, "lbd_arp_ndp_answered_total 42") || !strings.Contains(body, `lbd_build_info{goversion=`) ||
+		!strings.Contains(body, "lbd_ipam_allocations_total 1") || !strings.Contains(body, `lbd_ipam_refusals_total{reason="pool_exhausted"} 1`) {
 		t.Errorf("scrape lacks the snapshot's values:\n%s", body)
 	}
 	cancel()
@@ -57,7 +62,7 @@ func TestStartMetrics(t *testing.T) {
 
 	// An empty address disables the endpoint and starts nothing.
 	var g2 errgroup.Group
-	if err := startMetrics(context.Background(), "", snap, nil, &g2); err != nil {
+	if err := startMetrics(context.Background(), "", snap, nil, nil, &g2); err != nil {
 		t.Errorf("startMetrics with empty addr: %v", err)
 	}
 	if err := g2.Wait(); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/lbd-project/lbd/pkg/config"
 	"github.com/lbd-project/lbd/pkg/datapath"
 	"github.com/lbd-project/lbd/pkg/membership"
+	"github.com/lbd-project/lbd/pkg/metrics/ipamcount"
 	"github.com/lbd-project/lbd/pkg/model"
 	"github.com/lbd-project/lbd/pkg/source/static"
 	"github.com/lbd-project/lbd/pkg/status"
@@ -47,6 +48,7 @@ func runCmd(args []string) error {
 		gPort       = fs.Uint("gossip-port", membership.DefaultPort, "UDP port of the heartbeats between lbd instances, on every node's VLAN address; 0 disables failure detection (every node counts as live, no failover)")
 		gInterval   = fs.Duration("gossip-interval", membership.DefaultInterval, "interval between heartbeats to each peer")
 		gTimeout    = fs.Duration("gossip-timeout", membership.DefaultTimeout, "silence after which a peer is dead and its VIPs move (at least twice --gossip-interval)")
+		memLimit    = fs.String("memory-limit", "auto", "soft limit of the Go heap (e.g. 192MiB; off: none); auto: 128MiB, at most 3/4 of the container's limit, raised to twice the live heap on large clusters; GOMEMLIMIT wins over auto")
 	)
 	fs.Parse(args)
 
@@ -73,16 +75,25 @@ func runCmd(args []string) error {
 	if err != nil {
 		return err
 	}
+	memFlagSet := false
+	fs.Visit(func(f *flag.Flag) { memFlagSet = memFlagSet || f.Name == "memory-limit" })
+	memPolicy, err := resolveMemoryLimit(*memLimit, memFlagSet, os.Getenv("GOMEMLIMIT"), cgroupMemoryLimit())
+	if err != nil {
+		return err
+	}
 	var (
 		src     agent.Source
 		reload  = func() {}
 		ipamCtl func(context.Context) error // Kubernetes mode only
 		events  *serviceEvents              // Kubernetes mode only
+		// ipamCounts: the controller's (Kubernetes) or the agent's
+		// (static) allocations, for lbd_ipam_*_total.
+		ipamCounts = &ipamcount.Counters{}
 	)
 	if *manifests != "" {
 		s := namedSource{static.New(*manifests, config.Options{}, log), "static:" + *manifests}
 		src, reload = s, s.Reload
-	} else if src, ipamCtl, events, err = newKube(*kubecfg, *node, log); err != nil {
+	} else if src, ipamCtl, events, err = newKube(*kubecfg, *node, ipamCounts, log); err != nil {
 		return err
 	}
 	a, err := agent.New(agent.Config{
@@ -98,6 +109,7 @@ func runCmd(args []string) error {
 			Timeout:  *gTimeout,
 		},
 		Events:  ownershipEvents(events),
+		IPAM:    ipamCounts,
 		Version: version,
 		Log:     log,
 		Datapath: datapath.Options{
@@ -119,9 +131,10 @@ func runCmd(args []string) error {
 	defer signal.Stop(hup)
 
 	g, ctx := errgroup.WithContext(ctx)
+	applyMemoryLimit(ctx, memPolicy, log)
 	// One Checker: the socket and the metrics report the same warnings.
 	chk := status.NewChecker(a.Snapshot)
-	if err := startMetrics(ctx, *metricsAddr, chk.Snapshot, metricsDatapath(a), g); err != nil {
+	if err := startMetrics(ctx, *metricsAddr, chk.Snapshot, metricsDatapath(a), ipamCounts, g); err != nil {
 		return err
 	}
 	sockOpts, err := socketOptions(*sockGroup, newFlowHub(a, *flowSample, log))

@@ -20,6 +20,7 @@ import (
 	"github.com/lbd-project/lbd/pkg/datapath"
 	"github.com/lbd-project/lbd/pkg/ipam"
 	"github.com/lbd-project/lbd/pkg/membership"
+	"github.com/lbd-project/lbd/pkg/metrics/ipamcount"
 	"github.com/lbd-project/lbd/pkg/model"
 )
 
@@ -53,7 +54,10 @@ type Config struct {
 	Membership MembershipConfig
 	// Events, if set, receives this node's VIP takeovers and releases
 	// (cmd/lbd records them as Kubernetes Events in Kubernetes mode).
-	Events  OwnershipEvents
+	Events OwnershipEvents
+	// IPAM, if set, counts static-mode allocations and refusals
+	// (lbd_ipam_*_total); the IPAM controller counts Kubernetes mode's.
+	IPAM    *ipamcount.Counters
 	Version string
 	Log     *slog.Logger
 }
@@ -105,6 +109,8 @@ type Agent struct {
 	// reconciles and syncErrors count reconcile passes and the ones whose
 	// datapath sync or announcement failed (lbd_sync_errors_total).
 	reconciles, syncErrors uint64
+	// ipamCounts counts what changed between static allocations.
+	ipamCounts *ipamcount.ChangeCounter
 }
 
 // New validates cfg and returns an Agent reading from src.
@@ -129,6 +135,8 @@ func New(cfg Config, src Source) (*Agent, error) {
 		owned:   make(map[netip.Addr]bool),
 		ifaces:  ifaceSet{appeared: make(chan struct{}, 1)},
 		poolOf:  func(netip.Addr) (string, bool) { return "", false },
+
+		ipamCounts: ipamcount.NewChangeCounter(cfg.IPAM),
 	}, nil
 }
 
@@ -162,7 +170,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("attach datapath: %w", err)
 	}
 	a.mode = mode
-	a.log.Info("datapath attached", "interface", a.cfg.Interface, "mode", mode, "nodeIP", a.cfg.Datapath.NodeIP4, "pinDir", a.cfg.Datapath.PinDir)
+	a.log.Info("datapath attached", "interface", a.cfg.Interface, "mode", mode, "nodeIP", a.cfg.Datapath.NodeIP4, "nodeIP6", a.cfg.Datapath.NodeIP6, "pinDir", a.cfg.Datapath.PinDir)
 
 	var mem *membership.Membership
 	if !a.cfg.Membership.Disabled {
@@ -337,6 +345,7 @@ func (a *Agent) announce(st *model.State) ([]netip.Addr, map[netip.Addr]bool, er
 	prevIfaces := a.annIfaces
 	a.mu.Unlock()
 	plan := announce.Plan(st, e, self, a.cfg.Interface, prevIfaces)
+	a.holdUnattached(plan)
 	owned := make(map[netip.Addr]bool)
 	var (
 		vips   []netip.Addr
@@ -429,6 +438,7 @@ func (a *Agent) allocate(in *model.State) (*model.State, []error) {
 	if err != nil {
 		return &model.State{Nodes: in.Nodes, Pools: in.Pools}, []error{fmt.Errorf("ipam: %w", err)}
 	}
+	a.ipamCounts.Observe(res)
 	st := *in
 	st.Services = slices.Clone(in.Services)
 	alloc, _ := ipam.New(in.Pools)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -86,6 +87,20 @@ func (a *Agent) syncAttached(st *model.State) {
 	a.mu.Lock()
 	s.failed = failed
 	a.mu.Unlock()
+}
+
+// holdUnattached empties the lists of plan on interfaces the datapath could
+// not be attached to: answering ARP/NDP there would draw VIP traffic that
+// nothing balances. Once attached, syncAttached signals the loop, which
+// announces there (Agent.loop).
+func (a *Agent) holdUnattached(plan map[string][]netip.Addr) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for iface := range plan {
+		if _, failed := a.ifaces.failed[iface]; failed {
+			plan[iface] = nil
+		}
+	}
 }
 
 // attachLoop re-applies the interface set every attachRetry until ctx

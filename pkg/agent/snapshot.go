@@ -62,15 +62,10 @@ func (a *Agent) Snapshot() status.Status {
 	if mem := a.membership(); mem != nil {
 		fenced := mem.Fenced()
 		out.Members = append(out.Members, status.Member{Node: a.cfg.NodeName, Addr: a.cfg.Datapath.NodeIP4.String(), Healthy: !fenced})
-		healthy := 0
+		// The fenced, no-ready-backend and pool-nearly-full warnings are
+		// status.Check's, derived from this data (status.Checker).
 		for _, m := range mem.Members() {
 			out.Members = append(out.Members, status.Member{Node: m.Node, Addr: m.Addr.String(), Healthy: m.Healthy})
-			if m.Healthy {
-				healthy++
-			}
-		}
-		if fenced {
-			out.Warnings = append(out.Warnings, fmt.Sprintf("fenced: this node hears %d of %d peers and announces nothing", healthy, len(out.Members)-1))
 		}
 	}
 	if st == nil {
@@ -114,16 +109,15 @@ func (a *Agent) Snapshot() status.Status {
 				p.Counters = status.Counters{Packets: c.Packets, Bytes: c.Bytes, NewFlows: c.NewFlows, Drops: c.Drops}
 				for _, ep := range svc.Endpoints {
 					port, has := ep.PortFor(sp)
-					if !has {
+					// A VIP's backends are of its family, as in the
+					// datapath (a dual-stack Service lists both).
+					if !has || ep.Addr.Unmap().Is4() != vip.Unmap().Is4() {
 						continue
 					}
 					p.Backends = append(p.Backends, status.Backend{
 						Addr: netip.AddrPortFrom(ep.Addr, port).String(), Node: ep.NodeName,
 						Ready: ep.Ready, Terminating: ep.Terminating, Local: ep.NodeName == a.cfg.NodeName,
 					})
-				}
-				if !hasReady(p.Backends) {
-					out.Warnings = append(out.Warnings, fmt.Sprintf("VIP %s port %d/%s (%s) has no ready backend", vip, sp.Port, sp.Protocol, svc.Key))
 				}
 				v.Ports = append(v.Ports, p)
 			}
@@ -135,11 +129,6 @@ func (a *Agent) Snapshot() status.Status {
 		v.Service = strings.Join(v.Services, ",")
 		out.VIPs = append(out.VIPs, *v)
 	}
-	for _, p := range out.Pools {
-		if p.Total > 0 && p.Used*10 >= p.Total*9 {
-			out.Warnings = append(out.Warnings, fmt.Sprintf("pool %s is %d%% full", p.Name, p.Used*100/p.Total))
-		}
-	}
 	return out
 }
 
@@ -147,13 +136,4 @@ type fkey struct {
 	vip   netip.Addr
 	port  uint16
 	proto string
-}
-
-func hasReady(bs []status.Backend) bool {
-	for _, b := range bs {
-		if b.Ready {
-			return true
-		}
-	}
-	return false
 }

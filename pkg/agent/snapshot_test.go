@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lbd-project/lbd/pkg/model"
 	"github.com/lbd-project/lbd/pkg/status"
@@ -74,8 +75,14 @@ func TestSnapshotVIPsAndWarnings(t *testing.T) {
 			t.Errorf("VIP %s has owner %q", v.VIP, v.Owner)
 		}
 	}
-	if !hasLine(s.Warnings, "VIP 10.20.1.1 port 80/TCP (default/empty) has no ready backend") {
-		t.Errorf("warnings = %q, want the no-ready-backend warning", s.Warnings)
+	// The agent reports the data; the warning is status.Check's, added
+	// once by the Checker every consumer goes through.
+	if hasLine(s.Warnings, "no ready backend") {
+		t.Errorf("agent computed the no-ready-backend warning itself: %q", s.Warnings)
+	}
+	status.Annotate(&s, time.Now())
+	if n := countLines(s.Warnings, "VIP 10.20.1.1 port 80/TCP (default/empty) has no ready backend"); n != 1 {
+		t.Errorf("warnings = %q, want the no-ready-backend warning once", s.Warnings)
 	}
 	if hasLine(s.Warnings, "pool internal") {
 		t.Errorf("pool warning with 2 of 10 used: %q", s.Warnings)
@@ -87,7 +94,11 @@ func TestSnapshotPoolNearlyFull(t *testing.T) {
 	// 2 services in a 2-address pool: 100% used.
 	st.Pools[0].Ranges[0].Last = netip.MustParseAddr("10.20.1.2")
 	s := reconciledSnapshot(t, st, nil)
-	if !hasLine(s.Warnings, "pool internal is 100% full") {
+	if hasLine(s.Warnings, "full") {
+		t.Errorf("agent computed the pool warning itself: %q", s.Warnings)
+	}
+	status.Annotate(&s, time.Now())
+	if countLines(s.Warnings, "pool internal is 100% full") != 1 {
 		t.Errorf("warnings = %q, want pool internal is 100%% full", s.Warnings)
 	}
 	if s.Pools[0].Used != 2 || s.Pools[0].Total != 2 {
@@ -99,6 +110,7 @@ func TestSnapshotRenderAndErrors(t *testing.T) {
 	s := reconciledSnapshot(t, testState(), func(a *Agent) {
 		a.errs = []string{"service default/x: not allowed"}
 	})
+	status.Annotate(&s, time.Now())
 	var b bytes.Buffer
 	if err := status.Render(&b, &s); err != nil {
 		t.Fatal(err)
@@ -113,6 +125,16 @@ func TestSnapshotRenderAndErrors(t *testing.T) {
 			t.Errorf("rendered status lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+func countLines(lines []string, sub string) int {
+	n := 0
+	for _, l := range lines {
+		if strings.Contains(l, sub) {
+			n++
+		}
+	}
+	return n
 }
 
 func hasLine(lines []string, sub string) bool {

@@ -66,6 +66,7 @@ func convert(r Resources, opts Options, m *Converter) (*model.State, error) {
 	nsLabels := map[string]map[string]string{}
 	nsSeen := map[string]bool{}
 	nsVersion := map[string]string{}
+	nsUnversioned := map[string]bool{}
 	for i := range r.Namespaces {
 		ns := &r.Namespaces[i]
 		o := &object{kind: "Namespace", name: ns.Name}
@@ -77,6 +78,7 @@ func convert(r Resources, opts Options, m *Converter) (*model.State, error) {
 		if o.ok() {
 			nsLabels[ns.Name] = ns.Labels
 			nsVersion[ns.Name] = string(ns.UID) + "/" + ns.ResourceVersion
+			nsUnversioned[ns.Name] = ns.UID == "" || ns.ResourceVersion == ""
 		}
 		errs = append(errs, o.errs...)
 	}
@@ -95,6 +97,10 @@ func convert(r Resources, opts Options, m *Converter) (*model.State, error) {
 	valid := make([]bool, len(ours))
 	sets := make(map[model.ServiceKey]endpointSet, len(ours))
 	seen := make(map[model.ServiceKey]bool, len(ours))
+	var revs revisions // only a Converter hands out revisions
+	if m != nil {
+		revs = make(revisions, len(ours))
+	}
 	for i, svc := range ours {
 		o := &object{kind: "Service", namespace: svc.Namespace, name: svc.Name}
 		ms := m.service(o, svc, nsLabels[svc.Namespace], nsVersion[svc.Namespace])
@@ -105,6 +111,9 @@ func convert(r Resources, opts Options, m *Converter) (*model.State, error) {
 		if o.ok() {
 			conv[i], valid[i] = ms, true
 			sets[ms.Key] = endpointSet{}
+			if revs != nil {
+				revs[ms.Key] = newRevision(svc.UID, svc.ResourceVersion, nsVersion[svc.Namespace], !nsUnversioned[svc.Namespace])
+			}
 		}
 		errs = append(errs, o.errs...)
 	}
@@ -121,10 +130,11 @@ func convert(r Resources, opts Options, m *Converter) (*model.State, error) {
 	for _, i := range order {
 		st.Services = append(st.Services, conv[i])
 	}
-	errs = append(errs, addSlices(r.EndpointSlices, sets, m)...)
+	errs = append(errs, addSlices(r.EndpointSlices, sets, revs, m)...)
 	m.prune()
 	for i := range st.Services {
 		st.Services[i].Endpoints = sets[st.Services[i].Key].sorted()
+		st.Services[i].Revision = revs[st.Services[i].Key].value()
 	}
 	return st, errors.Join(errs...)
 }

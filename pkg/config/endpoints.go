@@ -21,8 +21,9 @@ type endpointSet map[netip.Addr]*model.Endpoint
 // addSlices merges slices into the endpoint sets of the services they
 // belong to (by the kubernetes.io/service-name label, same namespace).
 // Slices of Services not in sets are ignored without validation: they are
-// not lbd's business. An invalid slice is dropped as a whole.
-func addSlices(in []discoveryv1.EndpointSlice, sets map[model.ServiceKey]endpointSet, m *Converter) []error {
+// not lbd's business. An invalid slice is dropped as a whole. The
+// versions of the slices of each Service go into its revision in revs.
+func addSlices(in []discoveryv1.EndpointSlice, sets map[model.ServiceKey]endpointSet, revs revisions, m *Converter) []error {
 	// Slices are merged in the order given: the merge does not depend on
 	// it (see add), and sorting 10 000 slices on every change would cost
 	// more than the rest. Only the problems are put in name order, so
@@ -38,10 +39,12 @@ func addSlices(in []discoveryv1.EndpointSlice, sets map[model.ServiceKey]endpoin
 		if !ok {
 			continue
 		}
-		set, ok := sets[model.ServiceKey{Namespace: es.Namespace, Name: svc}]
+		key := model.ServiceKey{Namespace: es.Namespace, Name: svc}
+		set, ok := sets[key]
 		if !ok {
 			continue
 		}
+		revs[key].addSlice(es.UID, es.ResourceVersion)
 		var fam int
 		switch es.AddressType {
 		case discoveryv1.AddressTypeIPv4:

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
 	"github.com/lbd-project/lbd/pkg/config"
+	"github.com/lbd-project/lbd/pkg/metrics/ipamcount"
 	"github.com/lbd-project/lbd/pkg/source/kube"
 )
 
@@ -53,6 +54,8 @@ type Config struct {
 	Options config.Options
 	// Log receives decisions and problems; nil discards.
 	Log *slog.Logger
+	// IPAM, if set, counts allocations and refusals (metrics.go).
+	IPAM *ipamcount.Counters
 }
 
 // Controller is the IPAM controller; Run campaigns for leadership and

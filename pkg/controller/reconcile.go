@@ -184,7 +184,9 @@ func (t *termState) pass(ctx context.Context) error {
 			continue
 		}
 		if msg, bad := invalid[key]; bad {
-			t.refuse(obj, ReasonInvalidService, msg)
+			if t.refuse(obj, ReasonInvalidService, msg) {
+				t.countRefused(ReasonInvalidService, nil)
+			}
 		} else {
 			delete(t.refused, key)
 		}
@@ -220,7 +222,9 @@ func (t *termState) pass(ctx context.Context) error {
 			}
 			delete(t.written, svc.Key)
 			if obj, ok := t.inf.Service(svc.Key.Namespace, svc.Key.Name); ok {
-				t.refuse(obj, ReasonAllocationFailed, err.Error())
+				if t.refuse(obj, ReasonAllocationFailed, err.Error()) {
+					t.countRefused(ReasonAllocationFailed, err)
+				}
 			}
 			continue
 		}
@@ -247,6 +251,7 @@ func (t *termState) pass(ctx context.Context) error {
 		t.written[w.key] = w.addrs
 		pool, _ := t.alloc.PoolOf(w.addrs[0])
 		log.Info("allocated", "op", "assign", "svc", w.key, "ip", w.addrs, "pool", pool)
+		t.countAllocated()
 		if obj, ok := t.inf.Service(w.key.Namespace, w.key.Name); ok {
 			t.rec.Eventf(obj, corev1.EventTypeNormal, ReasonIPAllocated, "Assigned IP %s from pool %s", joinAddrs(w.addrs), pool)
 		}
@@ -303,15 +308,17 @@ func (t *termState) restore(alloc *ipam.Allocator, st *model.State) {
 	t.c.log.Info("allocations restored", "op", "restore", "services", restored, "pools", len(st.Pools))
 }
 
-// refuse reports, once per distinct message, why obj has no address.
-func (t *termState) refuse(obj *corev1.Service, reason, msg string) {
+// refuse reports, once per distinct message, why obj has no address, and
+// whether it did (a refusal is counted then).
+func (t *termState) refuse(obj *corev1.Service, reason, msg string) bool {
 	key := model.ServiceKey{Namespace: obj.Namespace, Name: obj.Name}
 	if t.refused[key] == msg {
-		return
+		return false
 	}
 	t.refused[key] = msg
 	t.c.log.Warn("no address", "op", "assign", "svc", key, "reason", reason, "err", msg)
 	t.rec.Event(obj, corev1.EventTypeWarning, reason, msg)
+	return true
 }
 
 // statusWriters bounds the status writes of one pass in flight at once.

@@ -154,6 +154,14 @@ func TestPrivilegedSetAttached(t *testing.T) {
 	if got, want := n.tcxIngress(t, b0), []ebpf.ProgramID{lbdIngress, foreignID}; !slices.Equal(got, want) {
 		t.Errorf("b0 tcx ingress = %v, want %v", got, want)
 	}
+	// Attached interfaces are recognised as such: a repeated call (every
+	// retry tick of the agent) attaches nothing again.
+	for _, iface := range []string{"a0", "b0"} {
+		var ok bool
+		if err := n.ns.Do(func() (err error) { ok, err = d.attachedNow(iface); return err }); err != nil || !ok {
+			t.Errorf("attachedNow(%s) = %v, %v after attaching; want true", iface, ok, err)
+		}
+	}
 	if f := set("a0", "b0"); len(f) != 0 {
 		t.Fatalf("SetAttached again failed: %v", f)
 	}

@@ -23,6 +23,9 @@ type Datapath struct {
 	vips      map[netip.Addr]int // frontends per VIP: its marker lives while > 0
 	backends  map[backendKey]*backendRef
 	memo      map[model.ServiceKey]*svcMemo // what the last Sync saw of each service
+	self      string                        // the node the memos were made for
+	order     []*svcMemo                    // the memos in the last State's order
+	live      int                           // frontends wanted by the running Sync
 	gen       uint64                        // Sync count: frontend.gen == gen is wanted now
 	scratch   [4]maglevScratch              // one per table-filling worker
 	restored  bool                          // backends restored from pins: the next Sync frees the unused

@@ -40,6 +40,7 @@ type backendRef struct {
 
 // frontend is what lbd last wrote for a frontend.
 type frontend struct {
+	fk       frontendKey
 	id       uint32
 	svc      model.ServiceKey
 	val      lbLbSvc
@@ -47,6 +48,8 @@ type frontend struct {
 	ranges   []netip.Prefix
 	synced   bool   // table written by this process
 	gen      uint64 // the last Sync that wanted it
+	wanted   uint64 // the last Sync that computed a service wanting it
+	gone     bool   // removed from the maps
 }
 
 // desired is a frontend as the State wants it.
@@ -134,9 +137,23 @@ type SyncStats struct {
 // svcMemo is what the last Sync saw of a service: the fingerprint of its
 // datapath-relevant fields and the frontends it produced.
 type svcMemo struct {
+	key model.ServiceKey
 	fp  uint64 // 0: compute again
 	gen uint64 // the last Sync that saw the service
-	fks []frontendKey
+	pos int    // its index in d.order
+	// fes are the frontends the service produced, for claim: pointers,
+	// not keys, so an unchanged service costs no frontend lookup.
+	fes []*frontend
+	// rev and vips are the service's Revision and VIPs (see
+	// model.Service.Revision): when the source says the service is the
+	// same and the VIPs are, it is skipped without a fingerprint.
+	rev  uint64
+	vips []netip.Addr
+}
+
+// unchanged reports whether svc is what m saw, by its revision.
+func (m *svcMemo) unchanged(svc *model.Service) bool {
+	return m.fp != 0 && svc.Revision != 0 && m.rev == svc.Revision && slices.Equal(m.vips, svc.VIPs)
 }
 
 // syncBatch collects one Sync's map writes so each map is written in few
@@ -159,49 +176,86 @@ type tableWrite struct {
 
 // Sync programs the maps for st as seen from node self, writing only what
 // changed since the last Sync (after a restart, the first Sync rewrites
-// the Maglev tables once). Services whose fingerprint did not change are
-// skipped without computing their frontends, so one change among
-// thousands costs about a hash per service. Per-frontend failures are
-// joined; the others are still applied.
+// the Maglev tables once). Services the source gave the same Revision
+// (and the same VIPs), or whose fingerprint did not change, are skipped
+// without computing their frontends: one change among 10 000 services
+// costs well under a millisecond with revisions, a hash per service
+// without. Per-frontend failures are joined; the others are still
+// applied, and what failed is computed again on the next Sync.
 func (d *Datapath) Sync(st *model.State, self string) (SyncStats, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.gen++
+	d.live = 0
 	var (
 		stats SyncStats
 		errs  []error
 		b     syncBatch
 	)
 	type change struct {
-		fk frontendKey
-		w  desired
+		fk   frontendKey
+		w    desired
+		memo *svcMemo
 	}
 	var changed []change
 	// wanted: the frontends of the services computed in this Sync, so two
 	// of them asking for one frontend conflict like a computed one and a
-	// skipped one do (through frontend.gen).
+	// skipped one do (through frontend.gen and frontend.wanted).
 	wanted := make(map[frontendKey]model.ServiceKey)
+	if self != d.self {
+		// Revisions say nothing of which endpoints are on self.
+		for _, m := range d.memo {
+			m.rev = 0
+		}
+		d.self = self
+	}
+	// The services of a State come in the same order from one Sync to
+	// the next (sorted by key): the memos are found by walking the last
+	// order alongside, a map lookup only where they differ.
+	prev := d.order
+	order := make([]*svcMemo, 0, len(st.Services))
+	next := 0
 	for i := range st.Services {
 		svc := &st.Services[i]
-		fp := fingerprint(svc, self)
-		m, ok := d.memo[svc.Key]
-		if ok && m.gen == d.gen {
-			errs = append(errs, fmt.Errorf("service %s listed twice", svc.Key))
-			continue
+		var (
+			m  *svcMemo
+			ok bool
+		)
+		if next < len(prev) && prev[next].key == svc.Key {
+			m, ok = prev[next], true
+		} else {
+			m, ok = d.memo[svc.Key]
 		}
-		if ok && m.fp == fp && d.claim(svc.Key, m.fks, wanted) {
-			m.gen = d.gen
+		if ok {
+			if m.gen == d.gen {
+				errs = append(errs, fmt.Errorf("service %s listed twice", svc.Key))
+				continue
+			}
+			next = m.pos + 1
+		}
+		if ok && m.unchanged(svc) && d.claim(svc.Key, m.fes) {
+			m.gen, m.pos = d.gen, len(order)
+			order = append(order, m)
 			stats.ServicesSkipped++
 			continue
 		}
-		memo := &svcMemo{fp: fp, gen: d.gen}
+		fp := fingerprint(svc, self)
+		if ok && m.fp == fp && d.claim(svc.Key, m.fes) {
+			m.gen, m.pos, m.rev, m.vips = d.gen, len(order), svc.Revision, svc.VIPs
+			order = append(order, m)
+			stats.ServicesSkipped++
+			continue
+		}
+		memo := &svcMemo{key: svc.Key, fp: fp, gen: d.gen, pos: len(order), rev: svc.Revision, vips: svc.VIPs}
 		d.memo[svc.Key] = memo
+		order = append(order, memo)
 		ok = true
 		for _, vip := range svc.VIPs {
 			for _, sp := range svc.Ports {
 				fk := frontendKey{VIP: vip, Port: sp.Port, Proto: sp.Protocol}
 				owner, taken := wanted[fk]
-				if fe, exists := d.frontends[fk]; !taken && exists && fe.gen == d.gen {
+				fe, exists := d.frontends[fk]
+				if !taken && exists && fe.gen == d.gen {
 					owner, taken = fe.svc, true
 				}
 				if taken {
@@ -212,8 +266,11 @@ func (d *Datapath) Sync(st *model.State, self string) (SyncStats, error) {
 					continue
 				}
 				wanted[fk] = svc.Key
-				memo.fks = append(memo.fks, fk)
-				changed = append(changed, change{fk, desiredFor(svc, sp, vip, self)})
+				if exists {
+					// Not to be claimed by a skipped service.
+					fe.wanted = d.gen
+				}
+				changed = append(changed, change{fk, desiredFor(svc, sp, vip, self), memo})
 			}
 		}
 		if !ok {
@@ -221,30 +278,50 @@ func (d *Datapath) Sync(st *model.State, self string) (SyncStats, error) {
 			memo.fp = 0
 		}
 	}
+	d.order = order
 	// Ids are handed out lowest first in frontend order, as before
 	// fingerprints: the same State gets the same ids on every node.
 	slices.SortFunc(changed, func(a, b change) int { return cmpFrontend(a.fk, b.fk) })
 	for _, c := range changed {
-		if err := d.syncFrontend(c.fk, c.w, &stats, &b); err != nil {
+		fe, err := d.syncFrontend(c.fk, c.w, &stats, &b)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("frontend %s:%d/%s of %s: %w", c.fk.VIP, c.fk.Port, c.fk.Proto, c.w.svc, err))
 			// Written again on the next Sync.
-			if m := d.memo[c.w.svc]; m != nil {
-				m.fp = 0
-			}
+			c.memo.fp = 0
+		}
+		if fe != nil {
+			c.memo.fes = append(c.memo.fes, fe)
 		}
 	}
 	errs = append(errs, d.flush(&b, &stats))
-	for k, m := range d.memo {
-		if m.gen != d.gen {
-			delete(d.memo, k)
+	remove := func(fe *frontend) {
+		if err := d.removeFrontend(fe.fk, fe, &b); err != nil {
+			errs = append(errs, fmt.Errorf("remove frontend %s:%d/%s: %w", fe.fk.VIP, fe.fk.Port, fe.fk.Proto, err))
+		}
+		stats.FrontendsRemoved++
+	}
+	// What no service wants any more is found through the memos of the
+	// last Sync that this one did not see again (gone or recomputed):
+	// no walk over 10 000 entries for one change.
+	for _, m := range prev {
+		if m.gen == d.gen {
+			continue
+		}
+		if d.memo[m.key] == m {
+			delete(d.memo, m.key)
+		}
+		for _, fe := range m.fes {
+			if !fe.gone && fe.gen != d.gen {
+				remove(fe)
+			}
 		}
 	}
-	for fk, fe := range d.frontends {
-		if fe.gen != d.gen {
-			if err := d.removeFrontend(fk, fe, &b); err != nil {
-				errs = append(errs, fmt.Errorf("remove frontend %s:%d/%s: %w", fk.VIP, fk.Port, fk.Proto, err))
+	if d.live != len(d.frontends) {
+		// Frontends no memo knows: restored from the pins.
+		for _, fe := range d.frontends {
+			if fe.gen != d.gen {
+				remove(fe)
 			}
-			stats.FrontendsRemoved++
 		}
 	}
 	if d.restored {
@@ -267,23 +344,28 @@ func (d *Datapath) Sync(st *model.State, self string) (SyncStats, error) {
 	return stats, errors.Join(errs...)
 }
 
-// claim marks the frontends fks, unchanged since the last Sync, as wanted
+// claim marks the frontends fes, unchanged since the last Sync, as wanted
 // by svc in this one. It reports false (and marks nothing) when one is
-// gone or wanted by another service already: svc must be computed again.
-func (d *Datapath) claim(svc model.ServiceKey, fks []frontendKey, wanted map[frontendKey]model.ServiceKey) bool {
-	for _, fk := range fks {
-		fe, ok := d.frontends[fk]
-		if !ok || fe.svc != svc || fe.gen == d.gen {
-			return false
-		}
-		if _, taken := wanted[fk]; taken {
+// gone, or is another service's, or is wanted by another service already:
+// svc must be computed again.
+func (d *Datapath) claim(svc model.ServiceKey, fes []*frontend) bool {
+	for _, fe := range fes {
+		if fe.gone || fe.svc != svc || fe.gen == d.gen || fe.wanted == d.gen {
 			return false
 		}
 	}
-	for _, fk := range fks {
-		d.frontends[fk].gen = d.gen
+	for _, fe := range fes {
+		d.mark(fe)
 	}
 	return true
+}
+
+// mark records that frontend fe (in d.frontends) is wanted by this Sync.
+func (d *Datapath) mark(fe *frontend) {
+	if fe.gen != d.gen {
+		fe.gen = d.gen
+		d.live++
+	}
 }
 
 // flush writes the batch: backends, then tables, then services (a packet
@@ -315,26 +397,30 @@ func (d *Datapath) flush(b *syncBatch, stats *SyncStats) error {
 	return errors.Join(errs...)
 }
 
-func (d *Datapath) syncFrontend(fk frontendKey, w desired, stats *SyncStats, b *syncBatch) error {
+// syncFrontend writes frontend fk as w wants it and returns it, or nil if
+// it could not be created.
+func (d *Datapath) syncFrontend(fk frontendKey, w desired, stats *SyncStats, b *syncBatch) (*frontend, error) {
 	fe, exists := d.frontends[fk]
-	if !exists {
+	if exists {
+		d.mark(fe)
+	} else {
 		id, err := d.svcIDs.get()
 		if err != nil {
-			return fmt.Errorf("allocate service id (max %d): %w", d.opts.MaxServices, err)
+			return nil, fmt.Errorf("allocate service id (max %d): %w", d.opts.MaxServices, err)
 		}
 		// A reused id must not inherit the previous service's counters.
 		b.newIDs = append(b.newIDs, id)
-		fe = &frontend{id: id}
+		fe = &frontend{fk: fk, id: id, gen: d.gen}
 		stats.FrontendsAdded++
 	}
 	fe.svc = w.svc
-	fe.gen = d.gen
 	if !exists || !fe.synced || !slices.Equal(fe.backends, w.backends) {
 		if err := d.refBackends(w.backends, stats, b); err != nil {
 			if !exists {
 				d.svcIDs.put(fe.id)
+				return nil, err
 			}
-			return err
+			return fe, err
 		}
 		b.tables = append(b.tables, tableWrite{id: fe.id, bs: w.backends})
 		if exists {
@@ -347,11 +433,14 @@ func (d *Datapath) syncFrontend(fk frontendKey, w desired, stats *SyncStats, b *
 		fe.backends = w.backends
 		fe.synced = true
 	}
+	// A range that failed is written again on the next Sync (fe.ranges
+	// stays the old list); the frontend is still written, so the
+	// bookkeeping keeps matching the maps.
+	var rangeErr error
 	if !slices.Equal(fe.ranges, w.ranges) || !exists {
-		if err := d.writeRanges(fe.id, fe.ranges, w.ranges); err != nil {
-			return err
+		if rangeErr = d.writeRanges(fe.id, fe.ranges, w.ranges); rangeErr == nil {
+			fe.ranges = w.ranges
 		}
-		fe.ranges = w.ranges
 	}
 	val := lbLbSvc{Id: fe.id, Flags: w.flags, Backends: uint32(len(w.backends)), AffinityTimeout: w.timeout}
 	if !exists || val != fe.val {
@@ -369,8 +458,9 @@ func (d *Datapath) syncFrontend(fk frontendKey, w desired, stats *SyncStats, b *
 			b.svcKeys = append(b.svcKeys, lbLbSvcKey{Addr: toKeyAddr(fk.VIP)})
 			b.svcVals = append(b.svcVals, lbLbSvc{Flags: uint32(lbLbSvcFlagsLB_SVC_VIP_MARKER)})
 		}
+		d.live++
 	}
-	return nil
+	return fe, rangeErr
 }
 
 func cmpFrontend(a, b frontendKey) int {
@@ -527,6 +617,7 @@ func (d *Datapath) writeRanges(id uint32, old, want []netip.Prefix) error {
 
 func (d *Datapath) removeFrontend(fk frontendKey, fe *frontend, b *syncBatch) error {
 	delete(d.frontends, fk)
+	fe.gone = true
 	err := d.objs.LbServices.Delete(svcKey(fk))
 	if errors.Is(err, ebpf.ErrKeyNotExist) {
 		err = nil
@@ -601,7 +692,7 @@ func (d *Datapath) restore() error {
 			continue
 		}
 		fk := frontendKey{VIP: addr, Port: htons(k.Port), Proto: model.Protocol(k.Proto)}
-		d.frontends[fk] = &frontend{id: v.Id, val: v}
+		d.frontends[fk] = &frontend{fk: fk, id: v.Id, val: v}
 		d.svcIDs.take(v.Id)
 		d.vips[addr]++
 	}

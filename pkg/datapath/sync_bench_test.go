@@ -5,6 +5,7 @@ package datapath
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -16,14 +17,17 @@ import (
 
 // syncServices is a State of n services with 10 distinct backends each
 // (n*10 distinct backend addresses), the control-plane benchmark's shape.
+// Service i has Revision i+1 (its content is a function of i), as the
+// Kubernetes source hands out.
 func syncServices(n int) *model.State {
 	st := &model.State{Services: make([]model.Service, 0, n)}
 	port := model.ServicePort{Name: "http", Port: 80, Protocol: model.TCP}
 	for i := range n {
 		svc := model.Service{
-			Key:   model.ServiceKey{Namespace: "bench", Name: fmt.Sprintf("svc%d", i)},
-			VIPs:  []netip.Addr{netip.AddrFrom4([4]byte{10, 30, byte(i >> 8), byte(i)})},
-			Ports: []model.ServicePort{port},
+			Key:      model.ServiceKey{Namespace: "bench", Name: fmt.Sprintf("svc%d", i)},
+			VIPs:     []netip.Addr{netip.AddrFrom4([4]byte{10, 30, byte(i >> 8), byte(i)})},
+			Ports:    []model.ServicePort{port},
+			Revision: uint64(i + 1),
 		}
 		for k := range 10 {
 			b := i*10 + k
@@ -86,31 +90,46 @@ func BenchmarkPrivilegedSync10k(b *testing.B) {
 		}
 		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 	})
-	b.Run("one_change", func(b *testing.B) {
-		d, err := New(opts(b))
-		if err != nil {
-			b.Fatalf("%+v", err)
+	unversioned := func(st *model.State) *model.State {
+		out := &model.State{Services: slices.Clone(st.Services)}
+		for i := range out.Services {
+			out.Services[i].Revision = 0
 		}
-		b.Cleanup(func() { d.Close() })
-		if _, err := d.Sync(st, "node1"); err != nil {
+		return out
+	}
+	b.Run("one_change", func(b *testing.B) { benchOneChange(b, opts(b), st, func(st *model.State) *model.State { return st }) })
+	// Without revisions (a static manifest): every service fingerprinted.
+	b.Run("one_change_unversioned", func(b *testing.B) { benchOneChange(b, opts(b), st, unversioned) })
+}
+
+// benchOneChange alternates between the n services of st and n+1, as
+// prepared by prep.
+func benchOneChange(b *testing.B, o Options, st *model.State, prep func(*model.State) *model.State) {
+	n := len(st.Services)
+	d, err := New(o)
+	if err != nil {
+		b.Fatalf("%+v", err)
+	}
+	b.Cleanup(func() { d.Close() })
+	// Alternate between the 10 000 and 10 001 services: every Sync
+	// adds or removes one, and must write nothing else.
+	more := prep(&model.State{Services: append(st.Services[:n:n], syncServices(n + 1).Services[n])})
+	base := prep(st)
+	if _, err := d.Sync(base, "node1"); err != nil {
+		b.Fatal(err)
+	}
+	states := []*model.State{more, base}
+	i := 0
+	c0 := cpuTime(b)
+	for b.Loop() {
+		stats, err := d.Sync(states[i%2], "node1")
+		if err != nil {
 			b.Fatal(err)
 		}
-		// Alternate between the 10 000 and 10 001 services: every Sync
-		// adds or removes one, and must write nothing else.
-		more := &model.State{Services: append(st.Services[:n:n], syncServices(n + 1).Services[n])}
-		states := []*model.State{more, st}
-		i := 0
-		c0 := cpuTime(b)
-		for b.Loop() {
-			stats, err := d.Sync(states[i%2], "node1")
-			if err != nil {
-				b.Fatal(err)
-			}
-			if stats.FrontendsAdded+stats.FrontendsRemoved != 1 || stats.TablesWritten > 1 || stats.FrontendsUpdated != 0 {
-				b.Fatalf("one change rewrote more than the service: %+v", stats)
-			}
-			i++
+		if stats.FrontendsAdded+stats.FrontendsRemoved != 1 || stats.TablesWritten > 1 || stats.FrontendsUpdated != 0 {
+			b.Fatalf("one change rewrote more than the service: %+v", stats)
 		}
-		b.ReportMetric(float64((cpuTime(b)-c0).Nanoseconds())/float64(b.N), "cpu-ns/op")
-	})
+		i++
+	}
+	b.ReportMetric(float64((cpuTime(b)-c0).Nanoseconds())/float64(b.N), "cpu-ns/op")
 }

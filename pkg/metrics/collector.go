@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lbd-project/lbd/pkg/datapath"
+	"github.com/lbd-project/lbd/pkg/metrics/ipamcount"
 	"github.com/lbd-project/lbd/pkg/status"
 )
 
@@ -33,6 +34,9 @@ type Options struct {
 	// not carry: map capacities and flow-event counters. It returns nil
 	// while no datapath is loaded.
 	Datapath func() DatapathReader
+	// IPAM, if set, are the allocation and refusal counts of this
+	// process (lbd_ipam_allocations_total, lbd_ipam_refusals_total).
+	IPAM *ipamcount.Counters
 }
 
 // DatapathReader is the part of *datapath.Datapath the Collector reads.
@@ -47,6 +51,7 @@ type DatapathReader interface {
 type Collector struct {
 	snapshot func() status.Status
 	datapath func() DatapathReader
+	ipam     *ipamcount.Counters
 	version  string
 	timeout  time.Duration
 
@@ -83,6 +88,8 @@ type Collector struct {
 	mapCapacity        *prometheus.Desc
 	flowEvents         *prometheus.Desc
 	flowEventsLost     *prometheus.Desc
+	ipamAllocations    *prometheus.Desc
+	ipamRefusals       *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -103,6 +110,7 @@ func NewCollector(snapshot func() status.Status, opts Options) *Collector {
 	return &Collector{
 		snapshot: snapshot,
 		datapath: opts.Datapath,
+		ipam:     opts.IPAM,
 		version:  opts.Version,
 		timeout:  opts.Timeout,
 		collectionErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -138,6 +146,10 @@ func NewCollector(snapshot func() status.Status, opts Options) *Collector {
 		mapCapacity:    d("datapath_map_capacity", "Capacity of a datapath BPF map, as configured (--max-services, --conntrack-size).", "map"),
 		flowEvents:     d("flow_events_total", "Flow events the datapath wrote to its ring buffer for lbd flows (only while a stream is open)."),
 		flowEventsLost: d("flow_events_lost_total", "Flow events the datapath dropped because the ring buffer was full."),
+		ipamAllocations: d("ipam_allocations_total",
+			"Services this process gave new addresses (Kubernetes mode: only while it leads the IPAM controller; static mode: every node)."),
+		ipamRefusals: d("ipam_refusals_total",
+			"Services this process left without an address, once per distinct cause, by reason (pool_exhausted, no_pool, not_allowed, address_in_use, invalid_request, invalid_service, other).", "reason"),
 	}
 }
 
@@ -150,6 +162,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.packets, c.bytes, c.newFlows, c.drops, c.reasonPackets, c.conntrackEntries,
 		c.attachedInfo, c.errorsGauge, c.warningsGauge, c.membersGauge, c.lastScrapeDuration,
 		c.mapEntries, c.mapCapacity, c.flowEvents, c.flowEventsLost, c.reconciles, c.syncErrors,
+		c.ipamAllocations, c.ipamRefusals,
 	} {
 		ch <- d
 	}
@@ -159,6 +172,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // every metric from it.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.buildInfo, prometheus.GaugeValue, 1, c.version, runtime.Version())
+	c.emitIPAM(ch)
 	start := time.Now()
 	st, err := c.take()
 	if err == nil {
@@ -371,5 +385,19 @@ func (c *Collector) emitDatapath(ch chan<- prometheus.Metric, st status.Status) 
 	if emitted, lost, err := dp.FlowStats(); err == nil {
 		ch <- prometheus.MustNewConstMetric(c.flowEvents, prometheus.CounterValue, float64(emitted))
 		ch <- prometheus.MustNewConstMetric(c.flowEventsLost, prometheus.CounterValue, float64(lost))
+	}
+}
+
+// emitIPAM emits the allocation counters, which need no snapshot (they
+// are the controller's in Kubernetes mode, not the agent's). Every reason
+// is emitted, zero or not.
+func (c *Collector) emitIPAM(ch chan<- prometheus.Metric) {
+	if c.ipam == nil {
+		return
+	}
+	s := c.ipam.Stats()
+	ch <- prometheus.MustNewConstMetric(c.ipamAllocations, prometheus.CounterValue, float64(s.Allocations))
+	for _, r := range sortedKeys(s.Refusals) {
+		ch <- prometheus.MustNewConstMetric(c.ipamRefusals, prometheus.CounterValue, float64(s.Refusals[r]), r)
 	}
 }

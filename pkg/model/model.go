@@ -139,6 +139,13 @@ type Service struct {
 	// SourceRanges are loadBalancerSourceRanges; empty allows everyone.
 	SourceRanges []netip.Prefix
 	Endpoints    []Endpoint
+	// Revision identifies the content of every field above but VIPs, as
+	// the source built it: a source gives an unchanged Service the same
+	// non-zero Revision and a changed one another, so consumers can skip
+	// unchanged Services without comparing them (the datapath does, among
+	// 10 000). 0 means unknown: consumers compare. Whoever changes a field
+	// other than VIPs must reset it to 0 (the agent fills in VIPs only).
+	Revision uint64
 }
 
 // Family is an IP address family.

@@ -100,8 +100,9 @@ func Annotate(st *Status, now time.Time) {
 }
 
 // Checker wraps the daemon's snapshot: it notices when the conflict
-// counter moves (a snapshot has only totals) and annotates every snapshot
-// with findings. The status socket and the metrics both use it, so they
+// counter moves (a snapshot has only totals), keeps the previous counters
+// to show rates (see RateInfo), and annotates every snapshot with
+// findings. The status socket and the metrics both use it, so they
 // agree. Safe for concurrent use.
 type Checker struct {
 	snapshot func() Status
@@ -110,6 +111,7 @@ type Checker struct {
 	mu         sync.Mutex
 	conflicts  uint64
 	conflictAt time.Time
+	rates      rateTracker
 }
 
 // NewChecker returns a Checker over snapshot.
@@ -132,6 +134,7 @@ func (c *Checker) Snapshot() Status {
 		t := c.conflictAt
 		st.Announce.LastConflict = &t
 	}
+	c.rates.observe(&st, now)
 	c.mu.Unlock()
 	Annotate(&st, now)
 	return st

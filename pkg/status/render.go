@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // Render writes st as tables for people.
@@ -21,26 +23,29 @@ func Render(w io.Writer, st *Status) error {
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VIP\tSERVICE\tPOOL\tOWNER\tPORT\tPOLICY\tBACKENDS\tPACKETS\tBYTES\tFLOWS\tDROPS")
+	fmt.Fprintln(tw, "VIP\tSERVICE\tPOOL\tOWNER\tPORT\tPOLICY\tBACKENDS\tPACKETS\tBYTES\tFLOWS\tDROPS\tPKT/S\tFLOWS/S")
 	for _, v := range st.VIPs {
 		owner := v.Owner
 		if v.Owned {
 			owner += " (this node)"
 		}
 		if len(v.Ports) == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t-\n", v.VIP, v.Service, v.Pool, owner)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\n", v.VIP, v.Service, v.Pool, owner)
 		}
 		for i, p := range v.Ports {
 			vip, svc, pool, own := v.VIP, v.Service, v.Pool, owner
 			if i > 0 {
 				vip, svc, pool, own = "", "", "", ""
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%s\t%s\t%s\t%d\t%d\t%d\t%d\n", vip, svc, pool, own,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", vip, svc, pool, own,
 				p.Port, p.Protocol, p.Policy, backends(p.Backends), p.Counters.Packets, p.Counters.Bytes,
-				p.Counters.NewFlows, p.Counters.Drops)
+				p.Counters.NewFlows, p.Counters.Drops,
+				rate(p.Rates, func(r Rates) float64 { return r.PacketsPerSecond }),
+				rate(p.Rates, func(r Rates) float64 { return r.NewFlowsPerSecond }))
 		}
 	}
 	tw.Flush()
+	fmt.Fprintln(w, rateLine(st))
 	fmt.Fprintln(w)
 	var ifs []string
 	for i, m := range st.Datapath.Attached {
@@ -119,6 +124,10 @@ func RenderVIP(w io.Writer, st *Status) error {
 			fmt.Fprintf(w, "\nport %d/%s  service %s  policy %s\n", p.Port, p.Protocol, p.Service, p.Policy)
 			c := p.Counters
 			fmt.Fprintf(w, "  counters on this node: %d packets, %d bytes, %d new flows, %d drops\n", c.Packets, c.Bytes, c.NewFlows, c.Drops)
+			if r := p.Rates; r != nil {
+				fmt.Fprintf(w, "  rates on this node:    %s packets/s, %s bytes/s, %s new flows/s, %s drops/s (over %s)\n",
+					num(r.PacketsPerSecond), num(r.BytesPerSecond), num(r.NewFlowsPerSecond), num(r.DropsPerSecond), interval(st))
+			}
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "  BACKEND\tNODE\tREADY\tWHERE")
 			for _, b := range p.Backends {
@@ -166,4 +175,36 @@ func backends(bs []Backend) string {
 		}
 	}
 	return fmt.Sprintf("%d ready/%d (%d local)", ready, len(bs), local)
+}
+
+// rate formats one rate of r, "-" when there are none yet.
+func rate(r *Rates, f func(Rates) float64) string {
+	if r == nil {
+		return "-"
+	}
+	return num(f(*r))
+}
+
+// num prints a rate with one decimal below 100, whole above.
+func num(v float64) string {
+	if v < 100 {
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 0, 64)
+}
+
+func interval(st *Status) string {
+	return (time.Duration(st.Rates.IntervalSeconds * float64(time.Second))).Round(100 * time.Millisecond).String()
+}
+
+// rateLine says what the PKT/S and FLOWS/S columns cover.
+func rateLine(st *Status) string {
+	if st.Rates.IntervalSeconds <= 0 {
+		return fmt.Sprintf("rates: none yet (the daemon keeps the counters of its previous snapshot; run lbd status again in %s)", MinRateInterval)
+	}
+	end := ""
+	if st.Rates.End != nil {
+		end = ", ending " + st.Rates.End.UTC().Format(time.TimeOnly) + " UTC"
+	}
+	return fmt.Sprintf("rates over the daemon's last interval between snapshots: %s%s", interval(st), end)
 }

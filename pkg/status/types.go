@@ -21,6 +21,8 @@ type Status struct {
 	Announce AnnounceInfo `json:"announce"`
 	// Reconcile counts the daemon's reconcile passes.
 	Reconcile ReconcileInfo `json:"reconcile"`
+	// Rates says what interval the ports' Rates cover.
+	Rates RateInfo `json:"rates"`
 }
 
 // Pool is an address pool with its use.
@@ -51,6 +53,9 @@ type Port struct {
 	Policy   string    `json:"policy"`
 	Backends []Backend `json:"backends"`
 	Counters Counters  `json:"counters"`
+	// Rates are the counters' rates over Status.Rates's interval; nil
+	// until the daemon has two snapshots far enough apart.
+	Rates *Rates `json:"rates,omitempty"`
 }
 
 // Backend is one endpoint behind a port.

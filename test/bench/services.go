@@ -4,6 +4,7 @@ package bench
 
 import (
 	"fmt"
+	"hash/fnv"
 	"net/netip"
 
 	"github.com/lbd-project/lbd/pkg/model"
@@ -98,7 +99,17 @@ func State(svcs []Service, nodes []model.Node) *model.State {
 				Ports: []model.EndpointPort{{Name: s.PortName, Port: b.Port(), Protocol: s.Proto}},
 			})
 		}
+		ms.Revision = revision(s)
 		st.Services = append(st.Services, ms)
 	}
 	return st
+}
+
+// revision stands in for the Kubernetes source's model.Service.Revision
+// (which comes from resourceVersions): the same Service gets the same
+// one, so lbd's datapath skips unchanged services as it does in a cluster.
+func revision(s Service) uint64 {
+	h := fnv.New64a()
+	fmt.Fprint(h, s.Namespace, "/", s.Name, s.PortName, s.VIP, s.Port, s.Proto, s.Backends, s.Nodes)
+	return h.Sum64() | 1
 }

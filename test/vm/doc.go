@@ -19,6 +19,14 @@
 // node-side veth of each pod carries 10.241.N.1/32 and a /32 route to the
 // pod (the Cilium/Calico per-pod veth shape).
 //
+// With Options.IPv6 every host also gets an IPv6 address derived from its
+// IPv4 one (VLAN6 fd00:20::/64, node1 fd00:20::51; pods fd00:241:N::X/128
+// behind fd00:241:N::1), nodes forward IPv6 and route the other nodes'
+// pod /64s, and the manifest gains a dual-stack pool and Services
+// (ipv6.go). AddSecondLink gives a node a second interface with a client
+// of its own, for announcing on an interface other than eth0
+// (second_link.go).
+//
 // Everything the lab changes lives in the namespaces it creates: the bridge
 // is in the switch namespace, sysctls are set inside lab namespaces only, and
 // nothing is ever added to the machine's own network namespace. Lab.Close

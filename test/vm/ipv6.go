@@ -29,7 +29,7 @@ var (
 	VLAN6 = netip.MustParsePrefix("fd00:20::/64")
 	// PodNet6 holds every pod's IPv6 address; node N's pods are in
 	// fd00:241:N::/64 and 10.241.N.X is fd00:241:N::X.
-	PodNet6 = netip.MustParsePrefix("fd00:241::/48")
+	PodNet6 = netip.MustParsePrefix("fd00:241::/32")
 )
 
 func init() { labPrefixes = append(labPrefixes, VLAN6, PodNet6) }

@@ -88,6 +88,23 @@ func TestPrivilegedLabIPv6(t *testing.T) {
 		other = l.Nodes[1]
 	}
 	t.Logf("%s: %s and %s, owner %s", ServiceDual, v4, v6, owner.Name)
+	// Status lists each VIP's backends of its own family, as the
+	// datapath uses them.
+	ds, err := l.DatapathStatus(ctx, owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range ds.VIPs {
+		if v.VIP != v4 && v.VIP != v6 {
+			continue
+		}
+		for _, p := range v.Ports {
+			got := p.ReadyBackends()
+			if len(got) != len(l.Pods()) || slices.ContainsFunc(got, func(b netip.Addr) bool { return b.Is4() != v.VIP.Is4() }) {
+				t.Errorf("status of %s port %d: ready backends %v, want the %d pods' addresses of its family", v.VIP, p.Port, got, len(l.Pods()))
+			}
+		}
+	}
 
 	tally := client.HTTPLoad(ctx, netip.AddrPortFrom(v6, ServiceHTTPPort), 40)
 	if tally.OK != tally.Sent || len(tally.Pods()) != 2 {
@@ -157,5 +174,46 @@ func TestPrivilegedLabIPv6(t *testing.T) {
 	}
 	if err := l.CheckLBD(); err != nil {
 		t.Error(err)
+	}
+}
+
+// The IPv6 plan mirrors the IPv4 one, and lab hosts may send only to the
+// lab's IPv6 prefixes.
+func TestIPv6Plan(t *testing.T) {
+	l := &Lab{opts: Options{Nodes: 2, PodsPerNode: 2, Clients: 1}}
+	l.plan()
+	got := map[string]string{}
+	for _, n := range l.Nodes {
+		got[n.Name] = n.IP6().String()
+		got[n.Name+" pods"] = n.PodCIDR6().String()
+		got[n.Name+" gw"] = n.NodeGateway6().String()
+		for _, p := range n.Pods {
+			got[p.Name] = p.IP6().String()
+		}
+	}
+	got["client1"] = l.Client().IP6().String()
+	want := map[string]string{
+		"node1": "fd00:20::51", "node1 pods": "fd00:241:1::/64", "node1 gw": "fd00:241:1::1",
+		"node1-pod1": "fd00:241:1::11", "node1-pod2": "fd00:241:1::12",
+		"node2": "fd00:20::52", "node2 pods": "fd00:241:2::/64", "node2 gw": "fd00:241:2::1",
+		"node2-pod1": "fd00:241:2::11", "node2-pod2": "fd00:241:2::12",
+		"client1": "fd00:20::200",
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s: %s, want %s", k, got[k], w)
+		}
+	}
+	for addr, ok := range map[string]bool{
+		"fd00:20::1:1":   true,
+		"fd00:241:2::11": true,
+		"fd00:21::1":     false,
+		"fd00:242::1":    false,
+		"::1":            false,
+		"2001:db8::1":    false,
+	} {
+		if err := checkTarget(netip.MustParseAddr(addr)); (err == nil) != ok {
+			t.Errorf("checkTarget(%s) = %v, want allowed=%v", addr, err, ok)
+		}
 	}
 }

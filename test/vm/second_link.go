@@ -11,7 +11,7 @@ import (
 
 // SecondNet is the subnet of a node's second link (AddSecondLink): a
 // segment of its own, apart from the VLAN, with VIPs on-link in it.
-var SecondNet = netip.MustParsePrefix("10.20.4.0/24")
+var SecondNet = netip.MustParsePrefix("10.20.16.0/24")
 
 // SecondLinkIface is the node's name for its second link.
 const SecondLinkIface = "eth1"
@@ -56,4 +56,4 @@ func (n *Node) LinkPin(iface, hook string) string {
 }
 
 // SecondRange is the pool range of SecondNet VIPs.
-var SecondRange = [2]netip.Addr{netip.MustParseAddr("10.20.4.100"), netip.MustParseAddr("10.20.4.120")}
+var SecondRange = [2]netip.Addr{netip.MustParseAddr("10.20.16.100"), netip.MustParseAddr("10.20.16.120")}

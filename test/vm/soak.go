@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -89,6 +91,8 @@ type SoakReport struct {
 	Churns       int
 	Samples      []SoakSample
 	ConntrackCap int
+	// Drops are each node's non-zero drop counters at the end, by reason.
+	Drops map[string]map[string]uint64
 }
 
 // FailedOutside is the total of failures outside failover windows.
@@ -291,6 +295,21 @@ func RunSoak(ctx context.Context, l *Lab, o SoakOptions, conntrackCap int) (*Soa
 	wg.Wait()
 	sample()
 	rep.Duration = time.Since(start)
+	rep.Drops = map[string]map[string]uint64{}
+	for _, n := range l.Nodes {
+		st, err := l.DatapathStatus(ctx, n)
+		if err != nil {
+			continue
+		}
+		for r, v := range st.Reasons {
+			if v > 0 && strings.HasPrefix(r, "drop_") {
+				if rep.Drops[n.Name] == nil {
+					rep.Drops[n.Name] = map[string]uint64{}
+				}
+				rep.Drops[n.Name][r] = v
+			}
+		}
+	}
 
 	inWindow := func(oc soakOutcome) bool {
 		for _, w := range windows {
@@ -401,7 +420,13 @@ func (r *SoakReport) Print(w io.Writer) {
 		maxRSS = max(maxRSS, s.RSS)
 		maxCT = max(maxCT, s.Conntrack)
 	}
-	fmt.Fprintf(w, "\nsoak: connections attempted %d failed %d failed outside failover windows %d\n", attempted, failed, r.FailedOutside())
+	fmt.Fprintln(w)
+	for _, n := range slices.Sorted(maps.Keys(r.Drops)) {
+		for _, reason := range slices.Sorted(maps.Keys(r.Drops[n])) {
+			fmt.Fprintf(w, "soak: datapath drops %s %s %d\n", n, reason, r.Drops[n][reason])
+		}
+	}
+	fmt.Fprintf(w, "soak: connections attempted %d failed %d failed outside failover windows %d\n", attempted, failed, r.FailedOutside())
 	fmt.Fprintf(w, "soak: lbd RSS max %.1f MiB, conntrack max %d entries\n", mib(maxRSS), maxCT)
 }
 

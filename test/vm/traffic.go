@@ -211,3 +211,11 @@ func udpExchange(c net.Conn, target netip.AddrPort, timeout time.Duration) error
 	}
 	return nil
 }
+
+// udpFlowShort is one UDP flow with a shorter (1 s) wait for the answer:
+// a lost answer costs less in a loop of thousands. Call it inside a lab
+// namespace.
+func udpFlowShort(ctx context.Context, target netip.AddrPort) error {
+	_, err := udpFlow(ctx, target, time.Second)
+	return err
+}

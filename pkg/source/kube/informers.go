@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -175,10 +176,26 @@ func (i *Informers) Start(ctx context.Context) {
 	i.dynamic.Start(ctx.Done())
 }
 
-// Shutdown waits for the informers' goroutines to end, after ctx ended.
+// shutdownWait bounds Shutdown; see there.
+const shutdownWait = 2 * time.Second
+
+// Shutdown waits for the informers' goroutines to end, after ctx ended,
+// but at most shutdownWait: client-go's watch-list backoff (v0.37,
+// reflector.watchList) sleeps without watching the stop channel, up to
+// 30 s while the API server is unreachable, and lbd must stop (or start a
+// new leadership term) at once all the same. Those goroutines end by
+// themselves after their sleep.
 func (i *Informers) Shutdown() {
-	i.factory.Shutdown()
-	i.dynamic.Shutdown()
+	done := make(chan struct{})
+	go func() {
+		i.factory.Shutdown()
+		i.dynamic.Shutdown()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(shutdownWait):
+	}
 }
 
 // WaitForCacheSync blocks until every cache has synced, or ctx ends.

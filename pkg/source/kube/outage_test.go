@@ -63,3 +63,41 @@ func TestStopWithoutAPIServer(t *testing.T) {
 		t.Fatal("Run did not return within 10 s of cancel with the API server down")
 	}
 }
+
+// TestStartWithoutAPIServer: a source started while the API server is down
+// publishes nothing (no empty State that would withdraw every VIP) and
+// still stops within moments when asked to, although client-go's
+// watch-list backoff by then sleeps for seconds without looking at its
+// stop channel.
+func TestStartWithoutAPIServer(t *testing.T) {
+	c := kubetest.Start(t)
+	c.DumpLogsOnFailure(t)
+	clients, err := kube.NewClients(c.LBDConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StopAPIServer(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	published := make(chan *model.State, 16)
+	done := make(chan error, 1)
+	go func() {
+		done <- kube.New(clients, kube.Options{}).Run(ctx, func(st *model.State) { published <- st })
+	}()
+	time.Sleep(8 * time.Second)
+	select {
+	case st := <-published:
+		t.Errorf("published without an API server: %+v", st)
+	default:
+	}
+	start := time.Now()
+	cancel()
+	select {
+	case <-done:
+		t.Logf("stopped %v after cancel", time.Since(start).Round(time.Millisecond))
+	case <-time.After(4 * time.Second):
+		t.Fatal("Run did not return within 4 s of cancel with the API server down")
+	}
+}

@@ -176,8 +176,10 @@ func run() error {
 	}
 	report(os.Stdout, cp, dp, xf, modeList, counts, testList, *reps, *duration, *conc)
 	bench.WriteXDPTable(os.Stdout, xf)
-	if dp != nil {
+	if dp != nil && bench.LBDMemoryLimit != "" {
 		fmt.Printf("note: lbd ran with GOMEMLIMIT=%s (its rss figures depend on it)\n", bench.LBDMemoryLimit)
+	} else if dp != nil {
+		fmt.Println("note: lbd ran with its default --memory-limit auto (its rss figures depend on it)")
 	}
 	fmt.Printf("bench: total time %.0f s\n", time.Since(started).Seconds())
 	return nil
