@@ -22,8 +22,8 @@ func TestResolveMemoryLimit(t *testing.T) {
 		cgroup  int64
 		want    memoryPolicy
 	}{
-		{name: "auto without cgroup limit", flag: "auto", want: memoryPolicy{limit: 128 * mib, auto: true, source: "auto"}},
-		{name: "auto under the DaemonSet's 256Mi", flag: "auto", cgroup: 256 * mib, want: memoryPolicy{limit: 128 * mib, auto: true, ceiling: 192 * mib, source: "auto"}},
+		{name: "auto without cgroup limit", flag: "auto", want: memoryPolicy{limit: 112 * mib, auto: true, source: "auto"}},
+		{name: "auto under the DaemonSet's 256Mi", flag: "auto", cgroup: 256 * mib, want: memoryPolicy{limit: 112 * mib, auto: true, ceiling: 192 * mib, source: "auto"}},
 		{name: "auto in a small container", flag: "auto", cgroup: 128 * mib, want: memoryPolicy{limit: 96 * mib, auto: true, ceiling: 96 * mib, source: "auto"}},
 		{name: "GOMEMLIMIT wins over the default", flag: "auto", env: "300MiB", want: memoryPolicy{source: "GOMEMLIMIT"}},
 		{name: "explicit flag wins over GOMEMLIMIT", flag: "192MiB", flagSet: true, env: "300MiB", want: memoryPolicy{limit: 192 * mib, source: "flag"}},
@@ -47,18 +47,18 @@ func TestResolveMemoryLimit(t *testing.T) {
 }
 
 // TestAutoLimitFollowsLiveHeap: auto keeps the default while the live
-// heap is small, gives twice the live heap once it is not (no GC running
+// heap is small, gives 4/3 of the live heap once it is not (no GC running
 // continuously on a large cluster), and never exceeds the ceiling.
 func TestAutoLimitFollowsLiveHeap(t *testing.T) {
 	const mib = 1 << 20
-	p := memoryPolicy{auto: true, limit: 128 * mib, ceiling: 192 * mib}
-	for live, want := range map[int64]int64{10 * mib: 128 * mib, 64 * mib: 128 * mib, 80 * mib: 160 * mib, 150 * mib: 192 * mib} {
+	p := memoryPolicy{auto: true, limit: 112 * mib, ceiling: 192 * mib}
+	for live, want := range map[int64]int64{10 * mib: 112 * mib, 83 * mib: 112 * mib, 90 * mib: 120 * mib, 150 * mib: 192 * mib} {
 		if got := p.autoLimit(live); got != want {
 			t.Errorf("live %d MiB: limit %d MiB, want %d MiB", live/mib, got/mib, want/mib)
 		}
 	}
-	if got := (memoryPolicy{auto: true}).autoLimit(300 * mib); got != 600*mib {
-		t.Errorf("no ceiling, live 300 MiB: limit %d MiB, want 600", got/mib)
+	if got := (memoryPolicy{auto: true}).autoLimit(300 * mib); got != 400*mib {
+		t.Errorf("no ceiling, live 300 MiB: limit %d MiB, want 400", got/mib)
 	}
 }
 
@@ -73,8 +73,8 @@ func TestApplyMemoryLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	applyMemoryLimit(ctx, p, slog.New(slog.DiscardHandler))
-	if got := debug.SetMemoryLimit(-1); got != 128<<20 {
-		t.Errorf("runtime memory limit %d, want %d", got, 128<<20)
+	if got := debug.SetMemoryLimit(-1); got != 112<<20 {
+		t.Errorf("runtime memory limit %d, want %d", got, 112<<20)
 	}
 	debug.SetMemoryLimit(math.MaxInt64)
 	applyMemoryLimit(ctx, memoryPolicy{source: "GOMEMLIMIT"}, slog.New(slog.DiscardHandler))

@@ -48,7 +48,7 @@ func runCmd(args []string) error {
 		gPort       = fs.Uint("gossip-port", membership.DefaultPort, "UDP port of the heartbeats between lbd instances, on every node's VLAN address; 0 disables failure detection (every node counts as live, no failover)")
 		gInterval   = fs.Duration("gossip-interval", membership.DefaultInterval, "interval between heartbeats to each peer")
 		gTimeout    = fs.Duration("gossip-timeout", membership.DefaultTimeout, "silence after which a peer is dead and its VIPs move (at least twice --gossip-interval)")
-		memLimit    = fs.String("memory-limit", "auto", "soft limit of the Go heap (e.g. 192MiB; off: none); auto: 128MiB, at most 3/4 of the container's limit, raised to twice the live heap on large clusters; GOMEMLIMIT wins over auto")
+		memLimit    = fs.String("memory-limit", "auto", "soft limit of the Go heap (e.g. 192MiB; off: none); auto: 112MiB, at most 3/4 of the container's limit, raised to 4/3 of the live heap on large clusters; GOMEMLIMIT wins over auto")
 	)
 	fs.Parse(args)
 

@@ -155,6 +155,11 @@ func TestPrivilegedMetricsNoSecrets(t *testing.T) {
 	if !strings.Contains(string(b), `lbd_vip_owner_info{owner="node-1",vip="`+vip+`"}`) {
 		t.Fatalf("the scrape lacks the VIP; is this the daemon under test?\n%s", b)
 	}
+	// The IPAM controller in this process (the only one, so the leader)
+	// allocated web's address and counted it.
+	if m := parseMetrics(t, string(b)); m["lbd_ipam_allocations_total"] != 1 || m[`lbd_ipam_refusals_total{reason="other"}`] != 0 {
+		t.Errorf("lbd_ipam_allocations_total = %v, want 1 (Kubernetes mode, leader)", m["lbd_ipam_allocations_total"])
+	}
 	served = append(served, string(b))
 	for _, o := range []string{"table", "json", "yaml"} {
 		out, _ := exec.Command(n.bin, "status", "--socket="+n.socket, "-o", o).CombinedOutput()

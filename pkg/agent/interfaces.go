@@ -23,12 +23,14 @@ const attachRetry = 2 * time.Second
 // interfaces carry lbd's programs. Run attaches --interface before
 // anything else; every other interface follows the Announcements.
 type ifaceSet struct {
-	mu     sync.Mutex // serialises SetAttached calls (reconcile, retry)
-	want   []string   // nil until the first State
+	mu   sync.Mutex // serialises SetAttached calls (reconcile, retry)
+	want []string   // nil until the first State
+	// failed maps the interfaces of want that are not attached to why;
+	// written under both mu and Agent.mu, read under either.
 	failed map[string]string
 	// appeared signals the reconcile loop that an interface that could
-	// not be attached now is: its ARP/NDP responder, which failed for the
-	// same reason, must be started too (see Agent.loop).
+	// not be attached now is: its ARP/NDP answers, held back until now
+	// (holdUnattached), can start (see Agent.loop).
 	appeared chan struct{}
 }
 
@@ -75,18 +77,24 @@ func (a *Agent) syncAttached(st *model.State) {
 			a.log.Warn("attach datapath", "interface", iface, "err", err)
 		}
 	}
+	recovered := false
 	for iface := range s.failed {
 		if _, still := failed[iface]; !still {
 			a.log.Info("datapath attached", "interface", iface, "mode", a.dp.Attached()[iface])
-			select {
-			case s.appeared <- struct{}{}:
-			default: // one pending signal is enough
-			}
+			recovered = true
 		}
 	}
 	a.mu.Lock()
 	s.failed = failed
 	a.mu.Unlock()
+	// Only after failed is updated: the announce the signal starts must
+	// not hold the interface back again (holdUnattached).
+	if recovered {
+		select {
+		case s.appeared <- struct{}{}:
+		default: // one pending signal is enough
+		}
+	}
 }
 
 // holdUnattached empties the lists of plan on interfaces the datapath could

@@ -3,6 +3,7 @@
 package agent
 
 import (
+	"net/netip"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -56,5 +57,19 @@ func TestAttachInterfaces(t *testing.T) {
 				t.Errorf("attachInterfaces (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// An interface the datapath is not attached to gets no VIPs to answer for:
+// answering there would draw traffic nothing balances.
+func TestHoldUnattached(t *testing.T) {
+	vip := netip.MustParseAddr("10.20.16.100")
+	a := &Agent{}
+	a.ifaces.failed = map[string]string{"eth1": "attach datapath to eth1: no such interface"}
+	plan := map[string][]netip.Addr{"eth0": {vip}, "eth1": {vip}, "eth2": nil}
+	a.holdUnattached(plan)
+	want := map[string][]netip.Addr{"eth0": {vip}, "eth1": nil, "eth2": nil}
+	if diff := cmp.Diff(want, plan, cmp.Comparer(func(x, y netip.Addr) bool { return x == y })); diff != "" {
+		t.Errorf("plan (-want +got):\n%s", diff)
 	}
 }

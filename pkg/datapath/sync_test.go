@@ -106,7 +106,11 @@ func TestPrivilegedSyncIncremental(t *testing.T) {
 	// Services removed: their frontends and VIP markers go, and their
 	// backends once no other service uses them ("many" shares all of its
 	// backends with "spread"); the others keep their ids.
-	for k, want := range map[string]int{"many": 0, "spread": 10} {
+	for _, c := range []struct {
+		k    string
+		want int
+	}{{"many", 0}, {"spread", 10}} { // in this order: "spread" keeps "many"'s backends
+		k, want := c.k, c.want
 		j := slices.IndexFunc(st.Services, func(s model.Service) bool { return s.Key.Name == k })
 		vip := st.Services[j].VIPs[0]
 		st.Services = slices.Delete(st.Services, j, j+1)

@@ -2,10 +2,7 @@
 
 package status
 
-import (
-	"strconv"
-	"time"
-)
+import "time"
 
 // MinRateInterval is the shortest interval rates are computed over: two
 // snapshots closer than that (a scrape and an lbd status a moment later)
@@ -32,22 +29,29 @@ type RateInfo struct {
 	End *time.Time `json:"end,omitempty"`
 }
 
+// rateKey is a frontend. Its strings are the snapshot's own, so keying a
+// sample costs no allocation per frontend (10 000 Services, every scrape).
+type rateKey struct {
+	vip, proto string
+	port       uint16
+}
+
 // rateSample is one snapshot's counters by frontend.
 type rateSample struct {
 	at       time.Time
-	counters map[string]Counters
+	counters map[rateKey]Counters
 }
 
 // rateTracker keeps the previous sample and the rates of the last
 // interval. Not safe for concurrent use (the Checker locks).
 type rateTracker struct {
 	base  *rateSample
-	rates map[string]Rates
+	rates map[rateKey]Rates
 	info  RateInfo
 }
 
-func frontendKey(vip string, p Port) string {
-	return vip + "|" + strconv.Itoa(int(p.Port)) + "/" + p.Protocol
+func frontendKey(vip string, p Port) rateKey {
+	return rateKey{vip: vip, proto: p.Protocol, port: p.Port}
 }
 
 // observe takes st's counters at now and fills in st's rates: over the
@@ -55,7 +59,7 @@ func frontendKey(vip string, p Port) string {
 // long (and that sample becomes the new base), else those of the last
 // interval that was.
 func (r *rateTracker) observe(st *Status, now time.Time) {
-	cur := &rateSample{at: now, counters: map[string]Counters{}}
+	cur := &rateSample{at: now, counters: make(map[rateKey]Counters, len(st.VIPs))}
 	for _, v := range st.VIPs {
 		for _, p := range v.Ports {
 			cur.counters[frontendKey(v.VIP, p)] = p.Counters
@@ -66,7 +70,7 @@ func (r *rateTracker) observe(st *Status, now time.Time) {
 		r.base = cur // the first sample, or a clock gone back: start over
 	case now.Sub(r.base.at) >= MinRateInterval:
 		secs := now.Sub(r.base.at).Seconds()
-		r.rates = make(map[string]Rates, len(cur.counters))
+		r.rates = make(map[rateKey]Rates, len(cur.counters))
 		for k, c := range cur.counters {
 			prev, ok := r.base.counters[k]
 			if !ok {

@@ -134,6 +134,19 @@ func TestPrivilegedLabKube(t *testing.T) {
 	if err := l.CheckLBD(); err != nil {
 		t.Error(err)
 	}
+
+	// A node drained while the control plane is down: lbd still stops
+	// on SIGTERM within the lab's stop timeout (5 s), not after the
+	// kubelet's SIGKILL.
+	if err := cp.Cluster.StopAPIServer(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Second) // long enough for the informers to be in backoff
+	for _, n := range l.Nodes {
+		if err := l.StopLBD(n); err != nil {
+			t.Errorf("SIGTERM with the API server down: %v", err)
+		}
+	}
 }
 
 // waitFor polls f every 200 ms for up to 2 minutes and returns its value.

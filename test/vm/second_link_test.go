@@ -45,7 +45,7 @@ func waitDP(ctx context.Context, t *testing.T, l *Lab, n *Node, what string, ok 
 			t.Fatal(err)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s never %s (last: %s)", n.Name, "status", what, last)
+			t.Fatalf("%s: status never %s (last: %s)", n.Name, what, last)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -129,6 +129,7 @@ func TestPrivilegedLabSecondLink(t *testing.T) {
 		return warnsAbout(st, SecondLinkIface) && ds.Attached["eth0"] != "" && ds.Attached[SecondLinkIface] == ""
 	})
 
+	appeared := time.Now()
 	client, err := l.AddSecondLink(ctx, node1)
 	if err != nil {
 		t.Fatal(err)
@@ -136,6 +137,7 @@ func TestPrivilegedLabSecondLink(t *testing.T) {
 	waitDP(ctx, t, l, node1, "attached eth1", func(ds *DPStatus, st *Status) bool {
 		return ds.Attached[SecondLinkIface] == "tcx" && !warnsAbout(st, SecondLinkIface)
 	})
+	t.Logf("eth1 attached %s after it appeared", time.Since(appeared).Round(time.Millisecond))
 	ds, err := l.DatapathStatus(ctx, node1)
 	if err != nil {
 		t.Fatal(err)
