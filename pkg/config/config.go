@@ -95,12 +95,8 @@ func convert(r Resources, opts Options, m *Converter) (*model.State, error) {
 	}
 	conv := make([]model.Service, len(ours))
 	valid := make([]bool, len(ours))
-	sets := make(map[model.ServiceKey]endpointSet, len(ours))
+	ins := make(map[model.ServiceKey]*inputs, len(ours))
 	seen := make(map[model.ServiceKey]bool, len(ours))
-	var revs revisions // only a Converter hands out revisions
-	if m != nil {
-		revs = make(revisions, len(ours))
-	}
 	for i, svc := range ours {
 		o := &object{kind: "Service", namespace: svc.Namespace, name: svc.Name}
 		ms := m.service(o, svc, nsLabels[svc.Namespace], nsVersion[svc.Namespace])
@@ -110,10 +106,11 @@ func convert(r Resources, opts Options, m *Converter) (*model.State, error) {
 		seen[ms.Key] = true
 		if o.ok() {
 			conv[i], valid[i] = ms, true
-			sets[ms.Key] = endpointSet{}
-			if revs != nil {
-				revs[ms.Key] = newRevision(svc.UID, svc.ResourceVersion, nsVersion[svc.Namespace], !nsUnversioned[svc.Namespace])
+			in := &inputs{}
+			if m != nil { // only a Converter hands out revisions
+				in.rev = newRevision(svc.UID, svc.ResourceVersion, nsVersion[svc.Namespace], !nsUnversioned[svc.Namespace])
 			}
+			ins[ms.Key] = in
 		}
 		errs = append(errs, o.errs...)
 	}
@@ -130,12 +127,12 @@ func convert(r Resources, opts Options, m *Converter) (*model.State, error) {
 	for _, i := range order {
 		st.Services = append(st.Services, conv[i])
 	}
-	errs = append(errs, addSlices(r.EndpointSlices, sets, revs, m)...)
-	m.prune()
+	errs = append(errs, addSlices(r.EndpointSlices, ins, m)...)
 	for i := range st.Services {
-		st.Services[i].Endpoints = sets[st.Services[i].Key].sorted()
-		st.Services[i].Revision = revs[st.Services[i].Key].value()
+		s := &st.Services[i]
+		s.Endpoints, s.Revision = m.endpoints(s.Key, ins[s.Key])
 	}
+	m.prune()
 	return st, errors.Join(errs...)
 }
 

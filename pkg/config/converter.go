@@ -26,6 +26,13 @@ type Converter struct {
 
 	svcs, nextSvcs     map[types.UID]svcMemo
 	slices, nextSlices map[types.UID]sliceMemo
+	// eps are the merged endpoints of each Service by revision.
+	eps, nextEps map[model.ServiceKey]epsMemo
+}
+
+type epsMemo struct {
+	rev uint64
+	eps []model.Endpoint
 }
 
 type svcMemo struct {
@@ -42,7 +49,7 @@ type sliceMemo struct {
 
 // NewConverter returns a Converter converting with opts.
 func NewConverter(opts Options) *Converter {
-	return &Converter{opts: opts, svcs: map[types.UID]svcMemo{}, slices: map[types.UID]sliceMemo{}}
+	return &Converter{opts: opts, svcs: map[types.UID]svcMemo{}, slices: map[types.UID]sliceMemo{}, eps: map[model.ServiceKey]epsMemo{}}
 }
 
 // For converts r as For does.
@@ -89,6 +96,27 @@ func (c *Converter) slice(o *object, es *discoveryv1.EndpointSlice, bits int) []
 	return eps
 }
 
+// endpoints returns the endpoints of Service key from its inputs, and its
+// Revision: the merge remembered for the same revision (the same Service,
+// namespace and slices at the same versions), else a new merge. Merging
+// the endpoints of every Service on every change was most of a change's
+// cost at 10 000 Services. A nil c always merges, and gives Revision 0.
+func (c *Converter) endpoints(key model.ServiceKey, in *inputs) ([]model.Endpoint, uint64) {
+	rev := in.rev.value()
+	if c == nil || rev == 0 {
+		return in.merge(), rev
+	}
+	if c.nextEps == nil {
+		c.nextEps = make(map[model.ServiceKey]epsMemo, len(c.eps))
+	}
+	m, ok := c.eps[key]
+	if !ok || m.rev != rev {
+		m = epsMemo{rev: rev, eps: in.merge()}
+	}
+	c.nextEps[key] = m
+	return m.eps, rev
+}
+
 // prune forgets what the last call did not see (deleted objects).
 func (c *Converter) prune() {
 	if c == nil {
@@ -96,6 +124,10 @@ func (c *Converter) prune() {
 	}
 	c.svcs, c.nextSvcs = c.nextSvcs, nil
 	c.slices, c.nextSlices = c.nextSlices, nil
+	c.eps, c.nextEps = c.nextEps, nil
+	if c.eps == nil {
+		c.eps = map[model.ServiceKey]epsMemo{}
+	}
 	if c.svcs == nil {
 		c.svcs = map[types.UID]svcMemo{}
 	}

@@ -18,12 +18,31 @@ const kindEndpointSlice = "EndpointSlice"
 // endpointSet merges the endpoints of one Service across its slices.
 type endpointSet map[netip.Addr]*model.Endpoint
 
-// addSlices merges slices into the endpoint sets of the services they
-// belong to (by the kubernetes.io/service-name label, same namespace).
-// Slices of Services not in sets are ignored without validation: they are
-// not lbd's business. An invalid slice is dropped as a whole. The
-// versions of the slices of each Service go into its revision in revs.
-func addSlices(in []discoveryv1.EndpointSlice, sets map[model.ServiceKey]endpointSet, revs revisions, m *Converter) []error {
+// inputs are what a Service's endpoints are built from: the endpoints of
+// each of its valid slices, and the revision of all its objects (nil
+// without a Converter).
+type inputs struct {
+	rev   *revision
+	parts [][]model.Endpoint
+}
+
+// merge merges the parts into the Service's endpoints.
+func (in *inputs) merge() []model.Endpoint {
+	set := endpointSet{}
+	for _, p := range in.parts {
+		for _, ep := range p {
+			set.add(ep)
+		}
+	}
+	return set.sorted()
+}
+
+// addSlices adds slices to the inputs of the services they belong to (by
+// the kubernetes.io/service-name label, same namespace). Slices of
+// Services not in ins are ignored without validation: they are not lbd's
+// business. An invalid slice is dropped as a whole. Every slice's version
+// goes into its Service's revision.
+func addSlices(in []discoveryv1.EndpointSlice, ins map[model.ServiceKey]*inputs, m *Converter) []error {
 	// Slices are merged in the order given: the merge does not depend on
 	// it (see add), and sorting 10 000 slices on every change would cost
 	// more than the rest. Only the problems are put in name order, so
@@ -39,12 +58,11 @@ func addSlices(in []discoveryv1.EndpointSlice, sets map[model.ServiceKey]endpoin
 		if !ok {
 			continue
 		}
-		key := model.ServiceKey{Namespace: es.Namespace, Name: svc}
-		set, ok := sets[key]
+		si, ok := ins[model.ServiceKey{Namespace: es.Namespace, Name: svc}]
 		if !ok {
 			continue
 		}
-		revs[key].addSlice(es.UID, es.ResourceVersion)
+		si.rev.addSlice(es.UID, es.ResourceVersion)
 		var fam int
 		switch es.AddressType {
 		case discoveryv1.AddressTypeIPv4:
@@ -57,9 +75,7 @@ func addSlices(in []discoveryv1.EndpointSlice, sets map[model.ServiceKey]endpoin
 		o := &object{kind: kindEndpointSlice, namespace: es.Namespace, name: es.Name}
 		eps := m.slice(o, es, fam)
 		if o.ok() {
-			for _, ep := range eps {
-				set.add(ep)
-			}
+			si.parts = append(si.parts, eps)
 			continue
 		}
 		bads = append(bads, bad{es.Namespace, es.Name, o.errs})

@@ -6,8 +6,6 @@ import (
 	"hash/maphash"
 
 	"k8s.io/apimachinery/pkg/types"
-
-	"github.com/lbd-project/lbd/pkg/model"
 )
 
 // revSeed keys revisions: they are compared only within one process.
@@ -82,7 +80,3 @@ func (r *revision) value() uint64 {
 	}
 	return 1
 }
-
-// revisions maps the Services of one conversion to their revisions; nil
-// (For, without a Converter) hands out 0.
-type revisions map[model.ServiceKey]*revision
