@@ -111,6 +111,9 @@ type Agent struct {
 	reconciles, syncErrors uint64
 	// ipamCounts counts what changed between static allocations.
 	ipamCounts *ipamcount.ChangeCounter
+	// allocated are the VIPs of the last static allocation, restored into
+	// the next one (sticky.go). Only the reconcile loop uses it.
+	allocated map[model.ServiceKey][]netip.Addr
 }
 
 // New validates cfg and returns an Agent reading from src.
@@ -434,7 +437,8 @@ func (a *Agent) allocate(in *model.State) (*model.State, []error) {
 		return in, nil
 	}
 	var errs []error
-	res, err := ipam.Allocate(in.Pools, in.Services)
+	svcs, sticky := a.withAllocated(in.Services)
+	res, err := ipam.Allocate(in.Pools, svcs)
 	if err != nil {
 		return &model.State{Nodes: in.Nodes, Pools: in.Pools}, []error{fmt.Errorf("ipam: %w", err)}
 	}
@@ -445,7 +449,9 @@ func (a *Agent) allocate(in *model.State) (*model.State, []error) {
 	for i := range st.Services {
 		svc := &st.Services[i]
 		r := res[svc.Key]
-		if r.RestoreErr != nil {
+		if sticky[svc.Key] {
+			a.logMoved(svc.Key, svcs[i].VIPs, r)
+		} else if r.RestoreErr != nil {
 			errs = append(errs, fmt.Errorf("service %s: %w", svc.Key, r.RestoreErr))
 		}
 		if r.Err != nil {
@@ -456,6 +462,7 @@ func (a *Agent) allocate(in *model.State) (*model.State, []error) {
 			alloc.Restore(svc, r.VIPs)
 		}
 	}
+	a.remember(st.Services)
 	if alloc != nil {
 		a.mu.Lock()
 		a.pools = alloc.Stats()

@@ -3,6 +3,7 @@
 package ipam
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -28,11 +29,13 @@ type Result struct {
 // static source, where every node must reach the same answer on its own.
 //
 // It restores the existing VIPs of every service (Service.VIPs) first, then
-// assigns, in key order, first the services that request addresses and
-// then the others, so that an auto-assigned service never takes an address
-// another one asks for by IP. The result depends only on the set of pools
-// and services, not on their order in the slices. Allocate does not modify
-// its arguments.
+// assigns, first come first served (see cmpFirstCome), first the services
+// that request addresses and then the others, so that an auto-assigned
+// service never takes an address another one asks for by IP. Serving the
+// services in the order they came, not in name order, means that adding a
+// service never moves one that came before it, even computed from scratch.
+// The result depends only on the set of pools and services, not on their
+// order in the slices. Allocate does not modify its arguments.
 //
 // The error is non-nil only when the pools are invalid or two services have
 // the same key; per-service problems are in the results.
@@ -45,12 +48,14 @@ func Allocate(pools []model.Pool, services []model.Service) (map[model.ServiceKe
 	for i := range services {
 		order[i] = &services[i]
 	}
-	slices.SortFunc(order, func(x, y *model.Service) int { return cmpKey(x.Key, y.Key) })
-	for i := 1; i < len(order); i++ {
-		if order[i].Key == order[i-1].Key {
-			return nil, fmt.Errorf("allocating VIPs: duplicate service %s", order[i].Key)
+	seen := make(map[model.ServiceKey]bool, len(order))
+	for _, svc := range order {
+		if seen[svc.Key] {
+			return nil, fmt.Errorf("allocating VIPs: duplicate service %s", svc.Key)
 		}
+		seen[svc.Key] = true
 	}
+	slices.SortFunc(order, cmpFirstCome)
 
 	results := make(map[model.ServiceKey]Result, len(order))
 	for _, svc := range order {
@@ -75,4 +80,24 @@ func Allocate(pools []model.Pool, services []model.Service) (map[model.ServiceKe
 		}
 	}
 	return results, nil
+}
+
+// cmpFirstCome orders services by arrival: by CreatedAt (services without
+// one after those with one: a Service appended to an exported manifest
+// came last), then by Order (their place in a static manifest), then by
+// key, so that the order is total and the same on every node.
+func cmpFirstCome(x, y *model.Service) int {
+	if xz, yz := x.CreatedAt.IsZero(), y.CreatedAt.IsZero(); xz != yz {
+		if xz {
+			return 1
+		}
+		return -1
+	}
+	if c := x.CreatedAt.Compare(y.CreatedAt); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(x.Order, y.Order); c != 0 {
+		return c
+	}
+	return cmpKey(x.Key, y.Key)
 }

@@ -146,6 +146,14 @@ type Service struct {
 	// 10 000). 0 means unknown: consumers compare. Whoever changes a field
 	// other than VIPs must reset it to 0 (the agent fills in VIPs only).
 	Revision uint64
+	// CreatedAt (metadata.creationTimestamp, zero when unset) and Order
+	// (the Service's position among the Services of a static manifest,
+	// 0 elsewhere) say which Service came first: static-mode allocation
+	// from scratch serves Services in that order (ipam.Allocate), so that
+	// appending a Service never moves an earlier one. They are not part
+	// of Revision: they change no datapath content.
+	CreatedAt time.Time
+	Order     int
 }
 
 // Family is an IP address family.

@@ -179,10 +179,14 @@ func (h *Host) BenchDelivery(ctx context.Context, target netip.AddrPort, d time.
 				fails++
 				continue
 			}
-			if err := roundTrip(c, bufio.NewReader(c), closing); err != nil {
+			br := bufio.NewReader(c)
+			if err := roundTrip(c, br, closing); err != nil {
 				fails++
 			} else {
 				n++
+				// Wait for the server's FIN, so that the client never
+				// closes first and holds no TIME_WAIT.
+				_, _ = io.Copy(io.Discard, br)
 			}
 			c.Close()
 		}

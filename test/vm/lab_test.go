@@ -6,9 +6,7 @@ import (
 	"context"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -18,20 +16,15 @@ import (
 )
 
 // goBuild builds the main packages pkgs (paths relative to this package)
-// into a temp dir and returns the binaries' paths in order.
+// and returns the binaries' paths in order. Each package is built once per
+// test process (cachedBuild); the binaries must not be modified.
 func goBuild(t *testing.T, pkgs ...string) []string {
 	t.Helper()
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		goBin = "go"
-	}
-	dir := t.TempDir()
 	var out []string
 	for _, p := range pkgs {
-		bin := filepath.Join(dir, filepath.Base(p))
-		cmd := exec.Command(goBin, "build", "-o", bin, p)
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", p, err, b)
+		bin, err := cachedBuild(p)
+		if err != nil {
+			t.Fatal(err)
 		}
 		out = append(out, bin)
 	}

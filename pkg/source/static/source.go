@@ -159,6 +159,7 @@ func (s *Source) load(fp *fingerprint) (*model.State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.path, err)
 	}
+	stampArrival(res, st)
 	return st, nil
 }
 
