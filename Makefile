@@ -61,12 +61,17 @@ bench: deps
 	LBD_PRIVILEGED_TESTS=1 $(GO) test -count=1 -run '^$$' -bench BenchmarkPrivilegedSync10k -benchtime 3x ./pkg/datapath/
 	LBD_PRIVILEGED_TESTS=1 $(GO) test -count=1 -run '^$$' -bench BenchmarkPrivilegedFlowEvents -benchtime 100000x ./pkg/datapath/
 	$(GO) run ./test/bench/cmd/lbd-bench
+	$(GO) run ./test/k8sbench
 	$(GO) build -o bin/lab ./test/vm/cmd/lab && $(GO) build -o bin/podserver ./test/vm/podserver && $(GO) build -o bin/lbd ./cmd/lbd && \
 	bin/lab failover-bench --lbd bin/lbd --podserver bin/podserver --runs 10 --max-time 4m
 
 # make fuzz: the datapath fuzz target for a minute (make test runs its seeds).
 fuzz: deps
 	LBD_PRIVILEGED_TESTS=1 $(GO) test -run '^$$' -fuzz FuzzPrivilegedDatapath -fuzztime 60s ./pkg/datapath/
+	$(GO) test -run '^$$' -fuzz '^FuzzPoolAddresses$$' -fuzztime 30s ./pkg/config/
+	$(GO) test -run '^$$' -fuzz '^FuzzSelector$$' -fuzztime 30s ./pkg/config/
+	$(GO) test -run '^$$' -fuzz '^FuzzService$$' -fuzztime 30s ./pkg/config/
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime 30s ./pkg/source/static/
 
 helm-sync:
 	rm -f deploy/helm/lbd/crds/*.yaml

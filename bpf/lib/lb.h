@@ -311,9 +311,16 @@ static __always_inline int lb_fwd_cache(void *ctx, const bool xdp, __u8 fam, con
 			return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_MALFORMED, 0);
 		return lb_exit(ctx, xdp, LB_ACT_REDIRECT_NEIGH, ok, f->ifindex);
 	}
-	/* No route, or XDP without a neighbour entry: the stack can resolve
-	 * it for un-SNATed packets; SNATed ones are dropped and counted (lbd
-	 * keeps the neighbours of other nodes resolved to avoid this). */
+	/* XDP without a neighbour entry (XDP has no bpf_redirect_neigh): the
+	 * stack forwards the translated packet and resolves the neighbour, so
+	 * the next packets take the fast path. Not an IPv4 packet with the
+	 * node's own source (SNAT): the kernel drops that as martian; IPv6
+	 * forwarding has no such check, and a reply's source is the VIP. TTL
+	 * is left to the kernel, which decrements it when forwarding. */
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH && (fam == 6 || !snat || !lb_is_node(fam, saddr)))
+		return lb_exit(ctx, xdp, LB_ACT_PASS, LB_R_FWD_STACK_NO_NEIGH, 0);
+	/* No route: the stack can answer it (ICMP unreachable) for
+	 * un-SNATed packets; SNATed ones are dropped and counted. */
 	if (!snat)
 		return lb_exit(ctx, xdp, LB_ACT_PASS, LB_R_FWD_STACK, 0);
 	return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_FIB, 0);

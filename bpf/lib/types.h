@@ -148,5 +148,6 @@ enum lb_reason {
 	LB_R_PASS_MALFORMED,    /* unparsable non-VIP packet: left to the stack */
 	LB_R_RESET_NO_BACKEND,  /* TCP to a service with no ready backend: RST sent */
 	LB_R_ICMP_FWD,          /* ICMP error of a VIP flow translated and sent on */
+	LB_R_FWD_STACK_NO_NEIGH, /* XDP, next hop unresolved: translated, to the stack to forward */
 	LB_R_MAX,
 };

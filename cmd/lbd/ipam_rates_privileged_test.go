@@ -20,14 +20,14 @@ import (
 
 // moreServices are appended to the running node's manifest: one Service
 // that gets an address, one that asks for a pool that does not exist. The
-// first sorts after web: static allocation is recomputed from the Services
-// in key order, so one sorting before would move web to another address
-// (and count as a second allocation).
+// first sorts before web on purpose: static allocations are sticky, so it
+// must not move web to another address (which would also count as a second
+// allocation).
 const moreServices = `---
 apiVersion: v1
 kind: Service
 metadata:
-  name: zz-second
+  name: second
   namespace: default
 spec:
   type: LoadBalancer
@@ -58,7 +58,7 @@ spec:
 func TestPrivilegedIPAMMetrics(t *testing.T) {
 	testutil.Privileged(t)
 	n := startNode(t, "--metrics-addr=127.0.0.1:9474")
-	n.waitVIP(t)
+	webVIP := n.waitVIP(t)
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: n.dial}}
 	scrape := func() map[string]float64 {
 		t.Helper()
@@ -102,6 +102,20 @@ func TestPrivilegedIPAMMetrics(t *testing.T) {
 				m["lbd_ipam_allocations_total"], m[`lbd_ipam_refusals_total{reason="no_pool"}`])
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	// Adding second, which sorts before web, left web where it was.
+	st, err := status.Fetch(context.Background(), n.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vipOf := map[string]string{}
+	for _, v := range st.VIPs {
+		for _, svc := range v.Services {
+			vipOf[svc] = v.VIP
+		}
+	}
+	if vipOf["default/web"] != webVIP || vipOf["default/second"] == "" || vipOf["default/second"] == webVIP {
+		t.Errorf("after adding default/second: VIPs %v, want default/web still on %s and default/second on another address", vipOf, webVIP)
 	}
 	// A later reconcile (the manifest rewritten with the same objects)
 	// recomputes every allocation and must not count any again.

@@ -119,22 +119,23 @@ const (
 type lbLbReason uint32
 
 const (
-	lbLbReasonLB_R_PASS              lbLbReason = 0
-	lbLbReasonLB_R_FWD               lbLbReason = 1
-	lbLbReasonLB_R_FWD_STACK         lbLbReason = 2
-	lbLbReasonLB_R_REVNAT            lbLbReason = 3
-	lbLbReasonLB_R_DROP_NO_BACKEND   lbLbReason = 4
-	lbLbReasonLB_R_DROP_NO_PORT      lbLbReason = 5
-	lbLbReasonLB_R_DROP_FRAGMENT     lbLbReason = 6
-	lbLbReasonLB_R_DROP_SRC_RANGE    lbLbReason = 7
-	lbLbReasonLB_R_DROP_MALFORMED    lbLbReason = 8
-	lbLbReasonLB_R_DROP_NO_SNAT_PORT lbLbReason = 9
-	lbLbReasonLB_R_DROP_FIB          lbLbReason = 10
-	lbLbReasonLB_R_DROP_TTL          lbLbReason = 11
-	lbLbReasonLB_R_PASS_MALFORMED    lbLbReason = 12
-	lbLbReasonLB_R_RESET_NO_BACKEND  lbLbReason = 13
-	lbLbReasonLB_R_ICMP_FWD          lbLbReason = 14
-	lbLbReasonLB_R_MAX               lbLbReason = 15
+	lbLbReasonLB_R_PASS               lbLbReason = 0
+	lbLbReasonLB_R_FWD                lbLbReason = 1
+	lbLbReasonLB_R_FWD_STACK          lbLbReason = 2
+	lbLbReasonLB_R_REVNAT             lbLbReason = 3
+	lbLbReasonLB_R_DROP_NO_BACKEND    lbLbReason = 4
+	lbLbReasonLB_R_DROP_NO_PORT       lbLbReason = 5
+	lbLbReasonLB_R_DROP_FRAGMENT      lbLbReason = 6
+	lbLbReasonLB_R_DROP_SRC_RANGE     lbLbReason = 7
+	lbLbReasonLB_R_DROP_MALFORMED     lbLbReason = 8
+	lbLbReasonLB_R_DROP_NO_SNAT_PORT  lbLbReason = 9
+	lbLbReasonLB_R_DROP_FIB           lbLbReason = 10
+	lbLbReasonLB_R_DROP_TTL           lbLbReason = 11
+	lbLbReasonLB_R_PASS_MALFORMED     lbLbReason = 12
+	lbLbReasonLB_R_RESET_NO_BACKEND   lbLbReason = 13
+	lbLbReasonLB_R_ICMP_FWD           lbLbReason = 14
+	lbLbReasonLB_R_FWD_STACK_NO_NEIGH lbLbReason = 15
+	lbLbReasonLB_R_MAX                lbLbReason = 16
 )
 
 type lbLbRev struct {

@@ -6,7 +6,8 @@
 // netlink. In Kubernetes mode one elected instance runs an [Allocator] and
 // writes the result to Service status; every other node reads the VIPs back
 // from status. In static mode every node calls [Allocate] on the same inputs
-// and gets the same answer.
+// and gets the same answer; a running node passes its previous answer as the
+// Services' existing VIPs, so that nothing moves when others are added.
 //
 // # Pools and selection
 //

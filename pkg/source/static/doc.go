@@ -13,5 +13,7 @@
 // and when its modification time, size or content changes. A file with any
 // error is rejected as a whole and the last good State keeps serving; the
 // error is logged in full. Namespaced objects without a namespace are put in
-// "default", as kubectl would.
+// "default", as kubectl would. Each Service carries its place in the file
+// and its creationTimestamp (model.Service.Order and CreatedAt), which
+// static allocation from scratch follows, first come first served.
 package static
