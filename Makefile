@@ -55,7 +55,7 @@ test-privileged:
 
 # make bench: a report, not pass/fail. Datapath ns/packet and allocator,
 # lbd vs kube-proxy's iptables and nftables modes in the lab, failover times.
-bench: deps
+bench: deps k8s-bins
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(GO) test -count=1 -run '^$$' -bench . -skip Privileged -benchtime 2000x ./pkg/datapath/ ./pkg/ipam/
 	LBD_PRIVILEGED_TESTS=1 $(GO) test -count=1 -run '^$$' -bench BenchmarkPrivilegedSync10k -benchtime 3x ./pkg/datapath/
