@@ -10,7 +10,7 @@ export BPF_CFLAGS := $(BPF2GO_CFLAGS)
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: k8s-bins fuzz helm-sync all build generate check-generated deps deps-bpf test test-unit test-privileged bench demo lab lab-clean lint fmt vet clean
+.PHONY: soak k8s-bins fuzz helm-sync all build generate check-generated deps deps-bpf test test-unit test-privileged bench demo lab lab-clean lint fmt vet clean
 
 all: build
 
@@ -51,7 +51,7 @@ test-unit:
 	$(GO) test -race -count=1 -skip Privileged ./...
 
 test-privileged:
-	LBD_PRIVILEGED_TESTS=1 $(GO) test -count=1 -p 1 -run 'Privileged' ./...
+	LBD_PRIVILEGED_TESTS=1 $(GO) test -count=1 -p 1 -timeout 30m -run 'Privileged' ./...
 
 # make bench: a report, not pass/fail. Datapath ns/packet and allocator,
 # lbd vs kube-proxy's iptables and nftables modes in the lab, failover times.
@@ -63,7 +63,17 @@ bench: deps k8s-bins
 	$(GO) run ./test/bench/cmd/lbd-bench
 	$(GO) run ./test/k8sbench
 	$(GO) build -o bin/lab ./test/vm/cmd/lab && $(GO) build -o bin/podserver ./test/vm/podserver && $(GO) build -o bin/lbd ./cmd/lbd && \
-	bin/lab failover-bench --lbd bin/lbd --podserver bin/podserver --runs 10 --max-time 4m
+	bin/lab failover-bench --lbd bin/lbd --podserver bin/podserver --runs 10 --max-time 4m && \
+	bin/lab fast-mode-bench --lbd bin/lbd --podserver bin/podserver --duration 5s --runs 3
+
+# make soak: a report, bounded (SOAK_DURATION, default 10m): mixed TCP/UDP
+# traffic from 3 clients, endpoint churn every 2 s, a kill -9 failover of the
+# soak VIP's owner every minute; exits 1 if a request failed outside a
+# failover window.
+SOAK_DURATION ?= 10m
+soak: deps
+	$(GO) build -o bin/lab ./test/vm/cmd/lab && $(GO) build -o bin/podserver ./test/vm/podserver && $(GO) build -o bin/lbd ./cmd/lbd && \
+	bin/lab soak --lbd bin/lbd --podserver bin/podserver --duration $(SOAK_DURATION)
 
 # make fuzz: the datapath fuzz target for a minute (make test runs its seeds).
 fuzz: deps

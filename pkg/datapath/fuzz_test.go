@@ -224,7 +224,7 @@ func (e *fuzzEnv) judge(p fuzzProg, in []byte, r fuzzResult) []error {
 		allowed = map[uint32][]string{tcUnspec: {"", "revnat"}, tcShot: {"drop_malformed"}}
 	case p.xdp:
 		allowed = map[uint32][]string{
-			xdpPass: {"pass", "pass_malformed", "fwd_stack"}, xdpDrop: {"drop_*"},
+			xdpPass: {"pass", "pass_malformed", "fwd_stack", "fwd_stack_no_neigh"}, xdpDrop: {"drop_*"},
 			xdpTX: {"fwd", "revnat", "icmp_fwd", "reset_no_backend"}, xdpRedirect: {"fwd", "revnat", "icmp_fwd"},
 		}
 	default:
