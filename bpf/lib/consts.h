@@ -20,6 +20,14 @@ volatile const __u16 snat_port_max = 65535;
 /* Deliver to local pods with bpf_redirect instead of the kernel stack. Faster,
  * but skips netfilter and anything a CNI enforces on the forward path: opt-in. */
 volatile const __u8 fast_local_redirect = 0;
+/* A flow idle this long (ns, no packet either way) gives up its SNAT port
+ * when a new flow needs that port (lb_snat_stale): UDP never closes, so
+ * without it every UDP flow would hold its port until LRU eviction. Set
+ * from datapath.Options (UDPIdleTimeout, TCPIdleTimeout); neither is under
+ * LB_CT_REFRESH_NS (Go checks), so a flow whose port was reclaimed
+ * notices it on its next packet (lb_rev_ensure). */
+volatile const __u64 udp_idle_ns = 30000000000ULL;
+volatile const __u64 tcp_idle_ns = 10800000000000ULL;
 
 #define LB_ETH_P_IP 0x0800
 #define LB_ETH_P_IPV6 0x86DD
@@ -34,3 +42,6 @@ volatile const __u8 fast_local_redirect = 0;
 /* A closed flow's SNAT port and client tuple are reused after this long
  * (the 2*MSL of TIME_WAIT is on the client; 1 s covers late segments). */
 #define LB_CT_REUSE_NS 1000000000ULL
+/* lb_rev.last_reply counts lb_now() >> LB_REV_TICK_SHIFT (2^30 ns, about
+ * 1.07 s): 32 bits of it last 146 years. */
+#define LB_REV_TICK_SHIFT 30

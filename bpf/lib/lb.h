@@ -352,9 +352,13 @@ static __always_inline int lb_fwd_cached(void *ctx, const bool xdp, __u8 fam, co
 
 /* lb_snat_stale reports whether the SNAT port held by the reverse entry old
  * (at rk) belongs to a flow that is gone: its connection-table entry was
- * evicted, moved to another port, or closed (FIN/RST seen) more than
- * LB_CT_REUSE_NS ago. Without this, ports of closed connections stay taken
- * until LRU eviction, and a busy backend runs out of them. */
+ * evicted, moved to another port, closed (FIN/RST seen) more than
+ * LB_CT_REUSE_NS ago, or idle (no packet from the client nor reply from
+ * the backend) for longer than udp_idle_ns / tcp_idle_ns. Without this,
+ * ports of closed connections, and of every UDP flow (which never closes),
+ * stay taken until LRU eviction, and a busy backend runs out of them. A
+ * flow whose port is taken over while idle notices on its next packet
+ * (lb_rev_ensure) and is given a new port. */
 static __always_inline int lb_snat_stale(const struct lb_rev *old, const struct lb_flow_key *rk, __u64 now)
 {
 	struct lb_flow_key ck = {.proto = rk->proto, .sport = old->cport, .dport = old->vport};
@@ -363,7 +367,67 @@ static __always_inline int lb_snat_stale(const struct lb_rev *old, const struct 
 	struct lb_ct *oc = bpf_map_lookup_elem(&lb_conntrack, &ck);
 	if (!oc || oc->snat_port != rk->dport)
 		return 1;
-	return (oc->flags & LB_CT_CLOSING) && lb_since(now, oc->last_seen) > LB_CT_REUSE_NS;
+	__u64 since = lb_since(now, oc->last_seen);
+	if (oc->flags & LB_CT_CLOSING)
+		return since > LB_CT_REUSE_NS;
+	__u64 idle = rk->proto == IPPROTO_UDP ? udp_idle_ns : tcp_idle_ns;
+	if (since <= idle)
+		return 0;
+	/* last_reply is rounded down, so this overstates the reply's age by
+	 * under a tick: the idle timeouts are many ticks long. */
+	return lb_since(now, (__u64)old->last_reply << LB_REV_TICK_SHIFT) > idle;
+}
+
+enum lb_rev_state {
+	LB_REV_OK = 0,   /* the reverse entry is there, or was re-created */
+	LB_REV_TAKEN, /* the flow's SNAT port now belongs to another flow */
+};
+
+/* lb_rev_ensure checks, for an established flow (fk, ct), that its
+ * reverse entry is still in lb_revnat. lb_conntrack and lb_revnat are
+ * separate LRU maps, and a full lb_revnat can evict a live flow's entry
+ * while lb_conntrack keeps the flow: its replies would no longer be
+ * translated and the connection would hang. A missing entry is re-created
+ * (BPF_NOEXIST: never over another CPU's) and counted (revnat_evicted).
+ * An entry of another flow at the SNAT port means the port was reclaimed
+ * from this flow while idle (lb_snat_stale): LB_REV_TAKEN, and the caller
+ * treats the packet as a new flow, which claims another port. Called once
+ * per LB_CT_REFRESH_NS of a flow's activity, with last_seen's refresh:
+ * the idle timeouts exceed it, so a reclaimed flow's first packet after
+ * the idle period always gets here. */
+static __always_inline enum lb_rev_state lb_rev_ensure(const struct lb_flow_key *fk, const struct lb_ct *ct)
+{
+	struct lb_flow_key rk = {.proto = fk->proto, .sport = ct->bport};
+	__builtin_memcpy(rk.saddr, ct->baddr, 16);
+	if (ct->flags & LB_CT_SNAT) {
+		if (!lb_node_addr(lb_family(fk->daddr), rk.daddr))
+			return LB_REV_OK;
+		rk.dport = ct->snat_port;
+	} else {
+		__builtin_memcpy(rk.daddr, fk->saddr, 16);
+		rk.dport = fk->sport;
+	}
+	struct lb_rev *old = bpf_map_lookup_elem(&lb_revnat, &rk);
+	if (old) {
+		if (!(ct->flags & LB_CT_SNAT))
+			return LB_REV_OK;
+		__u32 a[4], b[4];
+		__builtin_memcpy(a, old->client, 16);
+		__builtin_memcpy(b, fk->saddr, 16);
+		int same = ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3])) == 0;
+		__builtin_memcpy(a, old->vip, 16);
+		__builtin_memcpy(b, fk->daddr, 16);
+		same = same && ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3])) == 0;
+		same = same && old->cport == fk->sport && old->vport == fk->dport;
+		return same ? LB_REV_OK : LB_REV_TAKEN;
+	}
+	struct lb_rev rv = {.vport = fk->dport, .cport = fk->sport, .svc_id = ct->svc_id,
+			    .flags = ct->flags & LB_CT_SNAT};
+	__builtin_memcpy(rv.vip, fk->daddr, 16);
+	__builtin_memcpy(rv.client, fk->saddr, 16);
+	if (bpf_map_update_elem(&lb_revnat, &rk, &rv, BPF_NOEXIST) == 0)
+		lb_count(LB_R_REVNAT_EVICTED);
+	return LB_REV_OK;
 }
 
 /* lb_snat_probe is the port (host order) of probe i of a flow with hash h:
@@ -545,6 +609,11 @@ static __always_inline int lb_service(void *ctx, const bool xdp, struct lb_pkt *
 	 * reusing the client port: choose again. */
 	if (cur && syn && (cur->flags & LB_CT_CLOSING) && lb_since(now, cur->last_seen) > LB_CT_REUSE_NS)
 		cur = NULL;
+	/* Once per LB_CT_REFRESH_NS of activity: is the reverse entry still
+	 * there, and still this flow's? */
+	if (cur && cur->svc_id == svc.id && lb_since(now, cur->last_seen) > LB_CT_REFRESH_NS &&
+	    lb_rev_ensure(&fk, cur) == LB_REV_TAKEN)
+		cur = NULL;
 	if (cur && cur->svc_id == svc.id) {
 		if (closing && !(cur->flags & LB_CT_CLOSING)) {
 			cur->flags |= LB_CT_CLOSING;
@@ -597,6 +666,11 @@ static __always_inline int lb_revnat_snat(void *ctx, const bool xdp, struct lb_p
 	struct lb_rev *rvp = bpf_map_lookup_elem(&lb_revnat, &rk);
 	if (!rvp || !(rvp->flags & LB_CT_SNAT))
 		return lb_exit(ctx, xdp, LB_ACT_PASS, LB_R_PASS, 0);
+	/* Replies keep the flow from going idle (lb_snat_stale); written
+	 * once per tick, not per packet, to spare the shared cache line. */
+	__u32 tick = lb_now() >> LB_REV_TICK_SHIFT;
+	if (rvp->last_reply != tick)
+		rvp->last_reply = tick;
 	struct lb_rev rv = *rvp;
 	if (lb_xlate(ctx, xdp, p, rv.vip, rv.client, rv.vport, rv.cport))
 		return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_MALFORMED, 0);

@@ -92,7 +92,11 @@ struct lb_rev {
 	__be16 cport;
 	__u32 svc_id;
 	__u32 flags;
-	__u32 pad;
+	/* When the backend last replied, in LB_REV_TICK_SHIFT ticks of
+	 * lb_now() (about a second; written at most once per tick): a
+	 * flow whose replies still come is not idle (lb_snat_stale),
+	 * even when its client has been silent. */
+	__u32 last_reply;
 };
 
 /* lb_affinity_key / lb_affinity_entry: sessionAffinity: ClientIP. */
@@ -149,5 +153,9 @@ enum lb_reason {
 	LB_R_RESET_NO_BACKEND,  /* TCP to a service with no ready backend: RST sent */
 	LB_R_ICMP_FWD,          /* ICMP error of a VIP flow translated and sent on */
 	LB_R_FWD_STACK_NO_NEIGH, /* XDP, next hop unresolved: translated, to the stack to forward */
+	/* Not a verdict but an event, counted beside the packet's verdict:
+	 * an established flow's reverse entry was found missing (evicted by
+	 * the LRU while its connection-table entry stayed) and re-created. */
+	LB_R_REVNAT_EVICTED,
 	LB_R_MAX,
 };

@@ -42,6 +42,7 @@ func runCmd(args []string) error {
 		maxSvc      = fs.Uint("max-services", 4096, "capacity in frontends ({VIP, port, protocol})")
 		ctSize      = fs.Uint("conntrack-size", 262144, "connection table capacity (flows)")
 		fastLocal   = fs.Bool("fast-local-redirect", false, "deliver to local pods with bpf_redirect, skipping the CNI's policy path (opt-in)")
+		udpIdle     = fs.Duration("udp-idle-timeout", datapath.DefaultUDPIdleTimeout, "a UDP flow to a remote backend idle this long gives up its SNAT port when a new flow needs it (at least 1s)")
 		cleanup     = fs.Bool("cleanup", false, "detach lbd's programs, remove its pinned maps and exit")
 		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
 		metricsAddr = fs.String("metrics-addr", defaultMetricsAddr, "listen address of /metrics, /healthz and /readyz (empty: disabled)")
@@ -118,6 +119,7 @@ func runCmd(args []string) error {
 			MaxServices:       uint32(*maxSvc),
 			ConntrackSize:     uint32(*ctSize),
 			FastLocalRedirect: *fastLocal,
+			UDPIdleTimeout:    *udpIdle,
 		},
 	}, src)
 	if err != nil {

@@ -21,6 +21,6 @@ func (d *Datapath) MapFill() []MapFill {
 		{Map: lbMapLbServices, Entries: int64(len(d.frontends) + len(d.vips)), Capacity: uint64(d.opts.MaxServices) * 2},
 		{Map: lbMapLbBackends, Entries: int64(len(d.backends)), Capacity: uint64(d.opts.MaxBackends) - 1}, // id 0 unused
 		{Map: lbMapLbConntrack, Entries: -1, Capacity: uint64(d.opts.ConntrackSize)},
-		{Map: lbMapLbRevnat, Entries: -1, Capacity: uint64(d.opts.ConntrackSize)},
+		{Map: lbMapLbRevnat, Entries: -1, Capacity: uint64(d.opts.revnatSize())},
 	}
 }

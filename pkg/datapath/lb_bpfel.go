@@ -135,18 +135,19 @@ const (
 	lbLbReasonLB_R_RESET_NO_BACKEND   lbLbReason = 13
 	lbLbReasonLB_R_ICMP_FWD           lbLbReason = 14
 	lbLbReasonLB_R_FWD_STACK_NO_NEIGH lbLbReason = 15
-	lbLbReasonLB_R_MAX                lbLbReason = 16
+	lbLbReasonLB_R_REVNAT_EVICTED     lbLbReason = 16
+	lbLbReasonLB_R_MAX                lbLbReason = 17
 )
 
 type lbLbRev struct {
-	_      structs.HostLayout
-	Vip    [16]uint8
-	Client [16]uint8
-	Vport  uint16
-	Cport  uint16
-	SvcId  uint32
-	Flags  uint32
-	Pad    uint32
+	_         structs.HostLayout
+	Vip       [16]uint8
+	Client    [16]uint8
+	Vport     uint16
+	Cport     uint16
+	SvcId     uint32
+	Flags     uint32
+	LastReply uint32
 }
 
 type lbLbScratch struct {
@@ -229,6 +230,8 @@ const (
 	lbVarNodeIp6              = "node_ip6"
 	lbVarSnatPortMax          = "snat_port_max"
 	lbVarSnatPortMin          = "snat_port_min"
+	lbVarTcpIdleNs            = "tcp_idle_ns"
+	lbVarUdpIdleNs            = "udp_idle_ns"
 )
 
 // loadLb returns the embedded CollectionSpec for lb.
@@ -316,6 +319,8 @@ type lbVariableSpecs struct {
 	NodeIp6              *ebpf.VariableSpec `ebpf:"node_ip6"`
 	SnatPortMax          *ebpf.VariableSpec `ebpf:"snat_port_max"`
 	SnatPortMin          *ebpf.VariableSpec `ebpf:"snat_port_min"`
+	TcpIdleNs            *ebpf.VariableSpec `ebpf:"tcp_idle_ns"`
+	UdpIdleNs            *ebpf.VariableSpec `ebpf:"udp_idle_ns"`
 }
 
 // lbObjects contains all objects after they have been loaded into the kernel.
@@ -389,6 +394,8 @@ type lbVariables struct {
 	NodeIp6              *ebpf.Variable `ebpf:"node_ip6"`
 	SnatPortMax          *ebpf.Variable `ebpf:"snat_port_max"`
 	SnatPortMin          *ebpf.Variable `ebpf:"snat_port_min"`
+	TcpIdleNs            *ebpf.Variable `ebpf:"tcp_idle_ns"`
+	UdpIdleNs            *ebpf.Variable `ebpf:"udp_idle_ns"`
 }
 
 // lbPrograms contains all programs after they have been loaded into the kernel.

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/rlimit"
@@ -40,7 +41,8 @@ type Options struct {
 	// MaxBackends bounds distinct backends (default 65536).
 	MaxBackends uint32
 	// ConntrackSize is the number of flows in the LRU connection table
-	// (default 262144); the reverse table has the same size.
+	// (default 262144); the reverse table (lb_revnat) has twice as many
+	// entries (see revnatSize).
 	ConntrackSize uint32
 	// SNATPortMin and SNATPortMax bound the node source ports used for
 	// SNAT (default 61000-65535, outside Linux's default ephemeral range).
@@ -49,8 +51,32 @@ type Options struct {
 	// the kernel stack. It skips netfilter and whatever the CNI enforces on
 	// the forward path (NetworkPolicy): opt-in only.
 	FastLocalRedirect bool
-	Log               *slog.Logger
+	// UDPIdleTimeout and TCPIdleTimeout: a flow to a remote backend with
+	// no packet either way for this long gives up its SNAT port when a
+	// new flow to that backend needs it (its connection-table entry
+	// stays; if it comes back, it gets another port). UDP never closes,
+	// so without a timeout every UDP flow would hold its port until LRU
+	// eviction. UDP defaults to DefaultUDPIdleTimeout (netfilter's
+	// unreplied UDP timeout); TCP to DefaultTCPIdleTimeout, longer than
+	// Linux's default keepalive time (2 h), because reclaiming the port
+	// of a live but quiet TCP connection breaks it. Both must be at least
+	// MinIdleTimeout.
+	UDPIdleTimeout, TCPIdleTimeout time.Duration
+	Log                            *slog.Logger
 }
+
+const (
+	// DefaultUDPIdleTimeout is Options.UDPIdleTimeout's default.
+	DefaultUDPIdleTimeout = 30 * time.Second
+	// DefaultTCPIdleTimeout is Options.TCPIdleTimeout's default.
+	DefaultTCPIdleTimeout = 3 * time.Hour
+	// MinIdleTimeout is the shortest idle timeout: not shorter than the
+	// datapath's once-a-second flow refresh (LB_CT_REFRESH_NS), which is
+	// when a flow finds out that its port was reclaimed. So short a
+	// timeout is for tests: a flow sending less than about once a second
+	// would lose its port.
+	MinIdleTimeout = time.Second
+)
 
 func (o *Options) defaults() error {
 	if o.PinDir == "" {
@@ -70,6 +96,15 @@ func (o *Options) defaults() error {
 	}
 	if o.SNATPortMin == 0 && o.SNATPortMax == 0 {
 		o.SNATPortMin, o.SNATPortMax = 61000, 65535
+	}
+	if o.UDPIdleTimeout == 0 {
+		o.UDPIdleTimeout = DefaultUDPIdleTimeout
+	}
+	if o.TCPIdleTimeout == 0 {
+		o.TCPIdleTimeout = DefaultTCPIdleTimeout
+	}
+	if o.UDPIdleTimeout < MinIdleTimeout || o.TCPIdleTimeout < MinIdleTimeout {
+		return fmt.Errorf("idle timeouts (udp %s, tcp %s) must be at least %s", o.UDPIdleTimeout, o.TCPIdleTimeout, MinIdleTimeout)
 	}
 	if o.SNATPortMin > o.SNATPortMax {
 		return fmt.Errorf("snat port range %d-%d is empty", o.SNATPortMin, o.SNATPortMax)
@@ -111,6 +146,8 @@ func loadSpec(o *Options) (*ebpf.CollectionSpec, error) {
 		lbVarSnatPortMin:       o.SNATPortMin,
 		lbVarSnatPortMax:       o.SNATPortMax,
 		lbVarFastLocalRedirect: boolByte(o.FastLocalRedirect),
+		lbVarUdpIdleNs:         uint64(o.UDPIdleTimeout.Nanoseconds()),
+		lbVarTcpIdleNs:         uint64(o.TCPIdleTimeout.Nanoseconds()),
 	}
 	for name, v := range set {
 		if err := spec.Variables[name].Set(v); err != nil {
@@ -122,8 +159,22 @@ func loadSpec(o *Options) (*ebpf.CollectionSpec, error) {
 	spec.Maps[lbMapLbMaglev].MaxEntries = o.MaxServices * o.MaglevSize
 	spec.Maps[lbMapLbBackends].MaxEntries = o.MaxBackends
 	spec.Maps[lbMapLbConntrack].MaxEntries = o.ConntrackSize
-	spec.Maps[lbMapLbRevnat].MaxEntries = o.ConntrackSize
+	spec.Maps[lbMapLbRevnat].MaxEntries = o.revnatSize()
 	return spec, nil
+}
+
+// revnatSize is lb_revnat's capacity: twice the connection table's. Both
+// are LRU maps filled at the same rate (an entry in each per flow), but
+// losing a live flow's connection-table entry is mostly harmless (its next
+// packet claims the same backend and, unless taken meanwhile, the same
+// SNAT port again) where losing its reverse entry is not: the backend's
+// next reply goes to the node's stack, which resets the connection before
+// the flow's next packet could re-create the entry (lb_rev_ensure). The
+// kernel's LRU is approximate and evicts in batches, so with equal sizes
+// live reverse entries were evicted under churn; the larger map keeps them
+// well behind the connection table's own eviction.
+func (o *Options) revnatSize() uint32 {
+	return uint32(min(2*uint64(o.ConntrackSize), 1<<31))
 }
 
 func boolByte(b bool) uint8 {

@@ -133,7 +133,7 @@ func TestPrivilegedLabEndpointChurn(t *testing.T) {
 // replies of that established connection are no longer translated (the
 // connection hangs). With it true, only that exact shape of failure is
 // logged instead of failing; set it to false once the datapath is fixed.
-const revnatEvictionBug = true
+const revnatEvictionBug = false
 
 // TestPrivilegedLabConntrackFull runs lbd with a 512-flow connection table
 // and opens four times as many UDP flows plus TCP connections: the LRU
@@ -224,8 +224,8 @@ func TestPrivilegedLabConntrackFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, _ := st.Port(svc.Key(), ServiceUDPPort, "UDP")
-	t.Logf("%d UDP flows answered, %d TCP; table %d/%d entries (%.0f%% full), %d new UDP flows counted, so at least %d evicted",
-		answered, tcp.OK, st.Conntrack, size, 100*float64(st.Conntrack)/size, p.Counters.NewFlows, int(p.Counters.NewFlows)-size)
+	t.Logf("%d UDP flows answered, %d TCP; table %d/%d entries (%.0f%% full), %d new UDP flows counted, so at least %d evicted; %d evicted reverse entries re-created (revnat_evicted)",
+		answered, tcp.OK, st.Conntrack, size, 100*float64(st.Conntrack)/size, p.Counters.NewFlows, int(p.Counters.NewFlows)-size, st.Reasons["revnat_evicted"])
 	if st.Conntrack > size || st.Conntrack < size/2 {
 		t.Errorf("status shows %d connection-table entries, want a full table (%d..%d)", st.Conntrack, size/2, size)
 	}
