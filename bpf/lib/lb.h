@@ -391,10 +391,10 @@ enum lb_rev_state {
  * (BPF_NOEXIST: never over another CPU's) and counted (revnat_evicted).
  * An entry of another flow at the SNAT port means the port was reclaimed
  * from this flow while idle (lb_snat_stale): LB_REV_TAKEN, and the caller
- * treats the packet as a new flow, which claims another port. Called once
- * per LB_CT_REFRESH_NS of a flow's activity, with last_seen's refresh:
- * the idle timeouts exceed it, so a reclaimed flow's first packet after
- * the idle period always gets here. */
+ * treats the packet as a new flow, which claims another port. Called at
+ * least once per LB_CT_REFRESH_NS of a flow's activity, with last_seen's
+ * refresh: the idle timeouts are not shorter, so a reclaimed flow's first
+ * packet after the idle period always gets here. */
 static __always_inline enum lb_rev_state lb_rev_ensure(const struct lb_flow_key *fk, const struct lb_ct *ct)
 {
 	struct lb_flow_key rk = {.proto = fk->proto, .sport = ct->bport};
@@ -609,9 +609,16 @@ static __always_inline int lb_service(void *ctx, const bool xdp, struct lb_pkt *
 	 * reusing the client port: choose again. */
 	if (cur && syn && (cur->flags & LB_CT_CLOSING) && lb_since(now, cur->last_seen) > LB_CT_REUSE_NS)
 		cur = NULL;
-	/* Once per LB_CT_REFRESH_NS of activity: is the reverse entry still
-	 * there, and still this flow's? */
-	if (cur && cur->svc_id == svc.id && lb_since(now, cur->last_seen) > LB_CT_REFRESH_NS &&
+	/* Is the reverse entry still there, and still this flow's? Checked
+	 * once per LB_CT_REFRESH_NS of activity, on a SYN (a client port
+	 * reused while the old flow is in the table) and on every UDP packet:
+	 * a UDP flow has no SYN, and a short one (a DNS query) reusing a
+	 * client port whose old flow's reverse entry is gone would otherwise
+	 * lose its one answer. The lookup also keeps the entry recently used
+	 * in the LRU's eyes. TCP's established packets skip it (one hash
+	 * lookup, a sixth of their cost). */
+	if (cur && cur->svc_id == svc.id &&
+	    (p->proto == IPPROTO_UDP || syn || lb_since(now, cur->last_seen) > LB_CT_REFRESH_NS) &&
 	    lb_rev_ensure(&fk, cur) == LB_REV_TAKEN)
 		cur = NULL;
 	if (cur && cur->svc_id == svc.id) {

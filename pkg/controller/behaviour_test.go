@@ -9,11 +9,13 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/lbd-project/lbd/pkg/apis/v1alpha1"
 	"github.com/lbd-project/lbd/pkg/controller"
@@ -38,13 +40,21 @@ func (e *env) putPool(name string, spec map[string]any) {
 		"metadata": map[string]any{"name": name},
 		"spec":     spec,
 	}}
-	cur, err := ri.Get(e.ctx, name, metav1.GetOptions{})
-	if err == nil {
+	// The controller writes the pool's status concurrently, so an update
+	// can race it: retry on conflict with a fresh read.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := ri.Get(e.ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			_, err = ri.Create(e.ctx, u, metav1.CreateOptions{})
+			return err
+		}
+		if err != nil {
+			return err
+		}
 		cur.Object["spec"] = spec
 		_, err = ri.Update(e.ctx, cur, metav1.UpdateOptions{})
-	} else {
-		_, err = ri.Create(e.ctx, u, metav1.CreateOptions{})
-	}
+		return err
+	})
 	if err != nil {
 		e.t.Fatalf("put IPPool %s: %v", name, err)
 	}
@@ -114,12 +124,17 @@ func (e *env) warning(name, reason string) string {
 
 func (e *env) update(name string, mutate func(*corev1.Service)) {
 	e.t.Helper()
-	s, err := e.admin.CoreV1().Services(ns).Get(e.ctx, name, metav1.GetOptions{})
+	// The controller writes status concurrently: retry on conflict.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		s, err := e.admin.CoreV1().Services(ns).Get(e.ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		mutate(s)
+		_, err = e.admin.CoreV1().Services(ns).Update(e.ctx, s, metav1.UpdateOptions{})
+		return err
+	})
 	if err != nil {
-		e.t.Fatal(err)
-	}
-	mutate(s)
-	if _, err := e.admin.CoreV1().Services(ns).Update(e.ctx, s, metav1.UpdateOptions{}); err != nil {
 		e.t.Fatalf("update Service %s: %v", name, err)
 	}
 }

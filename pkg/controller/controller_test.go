@@ -265,15 +265,10 @@ func TestController(t *testing.T) {
 
 	// A Service that stops being a LoadBalancer loses its status and its
 	// address, which is handed out again.
-	s, err := e.admin.CoreV1().Services(ns).Get(e.ctx, "internal", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Spec.Type = corev1.ServiceTypeClusterIP
-	s.Spec.Ports[0].NodePort = 0
-	if _, err := e.admin.CoreV1().Services(ns).Update(e.ctx, s, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	e.update("internal", func(s *corev1.Service) {
+		s.Spec.Type = corev1.ServiceTypeClusterIP
+		s.Spec.Ports[0].NodePort = 0
+	})
 	e.wantIngress("internal")
 	e.createService("reuse")
 	e.wantIngress("reuse", "10.20.1.1")

@@ -104,10 +104,10 @@ func (e *expiryEnv) revClient(backend netip.AddrPort, port uint16, proto uint8) 
 
 // TestPrivilegedRevnatEvicted: when the LRU evicts an established flow's
 // reverse entry while its connection-table entry stays, the flow's next
-// packet after the once-a-second refresh re-creates it, counted as
-// revnat_evicted, and the backend's replies are translated again. Before
-// the fix a connection-table hit never re-created it and the connection
-// hung.
+// packet re-creates it (TCP: after the once-a-second refresh or on a SYN;
+// UDP: any packet), counted as revnat_evicted, and the backend's replies
+// are translated again. Before the fix a connection-table hit never
+// re-created it and the connection hung.
 func TestPrivilegedRevnatEvicted(t *testing.T) {
 	e := newExpiryEnv(t, Options{})
 	udpVIP := ap(vipWeb, 53)
@@ -134,13 +134,16 @@ func TestPrivilegedRevnatEvicted(t *testing.T) {
 			if err := e.d.objs.LbRevnat.Delete(flowKey(c.backend, ap(labNodeIP, port), c.proto)); err != nil {
 				t.Fatal(err)
 			}
-			// Within the refresh interval nothing is checked (the
-			// cost stays off the per-packet path)...
-			if _, _, moved := e.send(request(c.client, c.vip, c.proto)); moved["revnat_evicted"] != 0 {
-				t.Errorf("reverse entry checked within the refresh interval: %v", moved)
+			if c.proto == pkt.TCP {
+				// Within the refresh interval an established TCP
+				// packet checks nothing (the cost stays off its
+				// path)...
+				if _, _, moved := e.send(request(c.client, c.vip, c.proto)); moved["revnat_evicted"] != 0 {
+					t.Errorf("reverse entry checked within the refresh interval: %v", moved)
+				}
+				// ...after it, the entry is re-created, once.
+				e.age(c.client, c.vip, c.proto, 1500*time.Millisecond)
 			}
-			// ...after it, the entry is re-created, once.
-			e.age(c.client, c.vip, c.proto, 1500*time.Millisecond)
 			ret, out, moved = e.send(request(c.client, c.vip, c.proto))
 			if ret != sentBack.code(true) || out.Src.Port() != port {
 				t.Errorf("packet after eviction: verdict %d, SNAT port %d, want XDP_TX on port %d", ret, out.Src.Port(), port)
@@ -159,6 +162,19 @@ func TestPrivilegedRevnatEvicted(t *testing.T) {
 			e.age(c.client, c.vip, c.proto, 1500*time.Millisecond)
 			if _, _, moved := e.send(request(c.client, c.vip, c.proto)); cmp.Diff(map[string]uint64{"fwd": 1}, moved) != "" {
 				t.Errorf("refresh with the reverse entry in place moved %v, want fwd only", moved)
+			}
+			if c.proto != pkt.TCP {
+				return
+			}
+			// A SYN on the flow (a client port reused while the old
+			// flow is in the table) checks at once.
+			if err := e.d.objs.LbRevnat.Delete(flowKey(c.backend, ap(labNodeIP, port), c.proto)); err != nil {
+				t.Fatal(err)
+			}
+			syn := request(c.client, c.vip, c.proto)
+			syn.TCPFlags = pkt.SYN
+			if _, _, moved := e.send(syn); cmp.Diff(map[string]uint64{"fwd": 1, "revnat_evicted": 1}, moved) != "" {
+				t.Errorf("SYN on a flow without its reverse entry moved %v, want fwd and revnat_evicted", moved)
 			}
 		})
 	}
