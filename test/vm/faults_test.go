@@ -132,7 +132,9 @@ func TestPrivilegedLabEndpointChurn(t *testing.T) {
 // and since a connection-table hit never re-creates the reverse entry, the
 // replies of that established connection are no longer translated (the
 // connection hangs). With it true, only that exact shape of failure is
-// logged instead of failing; set it to false once the datapath is fixed.
+// logged instead of failing. Fixed: lb_revnat is twice lb_conntrack's size
+// and a connection-table hit re-creates a missing reverse entry
+// (lb_rev_ensure, counted as revnat_evicted).
 const revnatEvictionBug = false
 
 // TestPrivilegedLabConntrackFull runs lbd with a 512-flow connection table

@@ -17,8 +17,9 @@ import (
 // (61000-65535: 4 536 per backend) until LRU eviction, and once a remote
 // backend's ports are used up its new UDP flows are dropped
 // (drop_no_snat_port). With it true, failures that drop_no_snat_port
-// accounts for are logged instead of failing; set it to false once UDP
-// flows expire (netfilter: 30 s unreplied, 120 s assured).
+// accounts for are logged instead of failing. Fixed: an idle flow's port
+// is reclaimed (lbd --udp-idle-timeout, default 30 s like netfilter's
+// unreplied UDP timeout; this test sets 1 s).
 const udpSNATLeakBug = false
 
 // TestPrivilegedLabUDPFlowsToOneBackend sends more short UDP flows (a new
