@@ -30,13 +30,7 @@ func TestPrivilegedLabEndpointChurn(t *testing.T) {
 	ctx := t.Context()
 	client := l.Client()
 	svc := ExtraService{Name: "churn"}
-	if err := l.ApplyServices(svc); err != nil {
-		t.Fatal(err)
-	}
-	v, owner, err := l.WaitService(ctx, svc.Key(), l.Pods(), serviceWait)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, owner := applyService(t, l, svc, l.Pods())
 	target := netip.AddrPortFrom(v.VIP, ServiceHTTPPort)
 	streams, err := client.StartStreams(ctx, target, 12, 100*time.Millisecond)
 	if err != nil {
@@ -84,12 +78,7 @@ func TestPrivilegedLabEndpointChurn(t *testing.T) {
 	churn := time.Since(start)
 	final := []*Pod{pods[0], pods[3]}
 	svc.Endpoints, svc.Terminating = final, nil
-	if err := l.ApplyServices(svc); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := l.WaitService(ctx, svc.Key(), final, serviceWait); err != nil {
-		t.Fatal(err)
-	}
+	applyService(t, l, svc, final)
 	outcomes := conns.Stop()
 	results := streams.Stop()
 	failed, first := Failures(outcomes)
@@ -147,13 +136,7 @@ func TestPrivilegedLabConntrackFull(t *testing.T) {
 	ctx := t.Context()
 	client := l.Client()
 	svc := ExtraService{Name: "ctfull"}
-	if err := l.ApplyServices(svc); err != nil {
-		t.Fatal(err)
-	}
-	v, owner, err := l.WaitService(ctx, svc.Key(), l.Pods(), serviceWait)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, owner := applyService(t, l, svc, l.Pods())
 	target := netip.AddrPortFrom(v.VIP, ServiceHTTPPort)
 	streams, err := client.StartStreams(ctx, target, 8, 100*time.Millisecond)
 	if err != nil {
@@ -303,13 +286,7 @@ func TestPrivilegedLabNodeRemoved(t *testing.T) {
 	ctx := t.Context()
 	client := l.Client()
 	svc := ExtraService{Name: "noderm"}
-	if err := l.ApplyServices(svc); err != nil {
-		t.Fatal(err)
-	}
-	v, victim, err := l.WaitService(ctx, svc.Key(), l.Pods(), serviceWait)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, victim := applyService(t, l, svc, l.Pods())
 	before, err := l.WaitVIPs(ctx, l.Nodes[0], ServiceInternal, ServiceExternal)
 	if err != nil {
 		t.Fatal(err)
@@ -329,13 +306,7 @@ func TestPrivilegedLabNodeRemoved(t *testing.T) {
 	}
 	moved := time.Since(t0)
 	// The API server catches up: the node and its endpoints go.
-	if err := l.ApplyServices(svc); err != nil {
-		t.Fatal(err)
-	}
-	_, owner2, err := l.WaitService(ctx, svc.Key(), l.Pods(), serviceWait)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, owner2 := applyService(t, l, svc, l.Pods())
 	converged := time.Now()
 	time.Sleep(2 * time.Second)
 	outcomes := conns.Stop()

@@ -19,13 +19,7 @@ func TestPrivilegedLabBackendRemovedMidStream(t *testing.T) {
 	ctx := t.Context()
 	client := l.Client()
 	svc := ExtraService{Name: "drain"}
-	if err := l.ApplyServices(svc); err != nil {
-		t.Fatal(err)
-	}
-	v, owner, err := l.WaitService(ctx, svc.Key(), l.Pods(), serviceWait)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, owner := applyService(t, l, svc, l.Pods())
 	target := netip.AddrPortFrom(v.VIP, ServiceHTTPPort)
 	streams, err := client.StartStreams(ctx, target, 30, 100*time.Millisecond)
 	if err != nil {
@@ -72,12 +66,7 @@ func TestPrivilegedLabBackendRemovedMidStream(t *testing.T) {
 		{"removed", nil},
 	} {
 		svc.Endpoints, svc.Terminating = rest, phase.terminating
-		if err := l.ApplyServices(svc); err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := l.WaitService(ctx, svc.Key(), rest, serviceWait); err != nil {
-			t.Fatal(err)
-		}
+		applyService(t, l, svc, rest)
 		checkNew(phase.name)
 		time.Sleep(time.Second) // the streams keep going
 	}

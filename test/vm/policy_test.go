@@ -23,6 +23,20 @@ func labWithLBD(t *testing.T, opts Options) *Lab {
 	return newLab(t, opts)
 }
 
+// applyService writes svc into the lab's manifest and waits until every lbd
+// serves it from the ready pods; it returns the VIP's status and owner.
+func applyService(t *testing.T, l *Lab, svc ExtraService, ready []*Pod) (VIPStatus, *Node) {
+	t.Helper()
+	if err := l.ApplyServices(svc); err != nil {
+		t.Fatal(err)
+	}
+	v, owner, err := l.WaitService(t.Context(), svc.Key(), ready, serviceWait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, owner
+}
+
 // podNamed returns the lab pod called name, or nil.
 func (l *Lab) podNamed(name string) *Pod {
 	for _, p := range l.Pods() {
@@ -159,13 +173,7 @@ func TestPrivilegedLabSessionAffinity(t *testing.T) {
 	client := l.Client()
 	const timeout = 3
 	svc := ExtraService{Name: "affinity", AffinityTimeout: timeout}
-	if err := l.ApplyServices(svc); err != nil {
-		t.Fatal(err)
-	}
-	v, _, err := l.WaitService(ctx, svc.Key(), l.Pods(), serviceWait)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, _ := applyService(t, l, svc, l.Pods())
 	target := netip.AddrPortFrom(v.VIP, ServiceHTTPPort)
 	sticky := func(phase string, n int) string {
 		t.Helper()
@@ -197,12 +205,7 @@ func TestPrivilegedLabSessionAffinity(t *testing.T) {
 		}
 	}
 	svc.Endpoints = rest
-	if err := l.ApplyServices(svc); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := l.WaitService(ctx, svc.Key(), rest, serviceWait); err != nil {
-		t.Fatal(err)
-	}
+	applyService(t, l, svc, rest)
 	second := sticky("pod removed", 10)
 	if second == first {
 		t.Fatalf("still on %s after it left the endpoints", first)
@@ -210,12 +213,7 @@ func TestPrivilegedLabSessionAffinity(t *testing.T) {
 
 	// The pod comes back: the client's affinity still holds.
 	svc.Endpoints = nil
-	if err := l.ApplyServices(svc); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := l.WaitService(ctx, svc.Key(), l.Pods(), serviceWait); err != nil {
-		t.Fatal(err)
-	}
+	applyService(t, l, svc, l.Pods())
 	if got := sticky("pod back", 10); got != second {
 		t.Errorf("moved to %s when %s came back, want to stay on %s within the affinity timeout", got, first, second)
 	}
@@ -240,13 +238,7 @@ func TestPrivilegedLabSourceRanges(t *testing.T) {
 	ctx := t.Context()
 	allowed, blocked := l.Clients[0], l.Clients[1]
 	svc := ExtraService{Name: "ranges", SourceRanges: []netip.Prefix{netip.PrefixFrom(allowed.IP, 32)}}
-	if err := l.ApplyServices(svc); err != nil {
-		t.Fatal(err)
-	}
-	v, owner, err := l.WaitService(ctx, svc.Key(), l.Pods(), serviceWait)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, owner := applyService(t, l, svc, l.Pods())
 	target := netip.AddrPortFrom(v.VIP, ServiceHTTPPort)
 	before, err := l.DatapathStatus(ctx, owner)
 	if err != nil {

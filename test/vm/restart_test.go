@@ -73,13 +73,7 @@ func restartUnderLoad(t *testing.T, l *Lab) restartResult {
 	ctx := t.Context()
 	client := l.Client()
 	svc := ExtraService{Name: "restart"}
-	if err := l.ApplyServices(svc); err != nil {
-		t.Fatal(err)
-	}
-	v, owner, err := l.WaitService(ctx, svc.Key(), l.Pods(), serviceWait)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, owner := applyService(t, l, svc, l.Pods())
 	target := netip.AddrPortFrom(v.VIP, ServiceHTTPPort)
 	streams, err := client.StartStreams(ctx, target, 20, 50*time.Millisecond)
 	if err != nil {

@@ -35,22 +35,11 @@ func TestPrivilegedLabUDPFlowsToOneBackend(t *testing.T) {
 	ctx := t.Context()
 	client := l.Client()
 	svc := ExtraService{Name: "udp-one", Endpoints: []*Pod{l.Nodes[0].Pods[0]}}
-	if err := l.ApplyServices(svc); err != nil {
-		t.Fatal(err)
-	}
-	v, owner, err := l.WaitService(ctx, svc.Key(), svc.Endpoints, serviceWait)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, owner := applyService(t, l, svc, svc.Endpoints)
 	if owner == l.Nodes[0] {
 		// The backend must be remote, so that every flow is SNATed.
 		svc.Endpoints = []*Pod{l.Nodes[1].Pods[0]}
-		if err := l.ApplyServices(svc); err != nil {
-			t.Fatal(err)
-		}
-		if v, owner, err = l.WaitService(ctx, svc.Key(), svc.Endpoints, serviceWait); err != nil {
-			t.Fatal(err)
-		}
+		v, owner = applyService(t, l, svc, svc.Endpoints)
 	}
 	before, err := l.DatapathStatus(ctx, owner)
 	if err != nil {
