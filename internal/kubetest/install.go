@@ -25,6 +25,20 @@ import (
 	"k8s.io/client-go/restmapper"
 )
 
+// adminApplier returns what Apply needs, with the admin identity.
+func (c *Cluster) adminApplier() (dynamic.Interface, *restmapper.DeferredDiscoveryRESTMapper, error) {
+	cfg := c.AdminConfig()
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("build dynamic client: %w", err)
+	}
+	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("build discovery client: %w", err)
+	}
+	return dyn, restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc)), nil
+}
+
 // install applies deploy/crds and deploy/rbac with the admin identity and
 // waits until both are in effect: the CRDs established and the lbd identity
 // allowed what deploy/rbac grants.
@@ -33,20 +47,14 @@ func (c *Cluster) install(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg := c.AdminConfig()
-	dyn, err := dynamic.NewForConfig(cfg)
+	dyn, mapper, err := c.adminApplier()
 	if err != nil {
-		return fmt.Errorf("build dynamic client: %w", err)
+		return err
 	}
-	cs, err := kubernetes.NewForConfig(cfg)
+	cs, err := kubernetes.NewForConfig(c.AdminConfig())
 	if err != nil {
 		return fmt.Errorf("build client: %w", err)
 	}
-	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		return fmt.Errorf("build discovery client: %w", err)
-	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc))
 
 	var crds []string
 	for _, dir := range []string{"deploy/crds", "deploy/rbac"} {
@@ -206,16 +214,10 @@ func (c *Cluster) ApplyFile(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
-	cfg := c.AdminConfig()
-	dyn, err := dynamic.NewForConfig(cfg)
+	dyn, mapper, err := c.adminApplier()
 	if err != nil {
-		return fmt.Errorf("build dynamic client: %w", err)
+		return err
 	}
-	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		return fmt.Errorf("build discovery client: %w", err)
-	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc))
 	for _, o := range objs {
 		if err := Apply(ctx, dyn, mapper, o); err != nil {
 			return err

@@ -3,7 +3,6 @@
 package lab
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"slices"
@@ -12,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 
 	"github.com/lbd-project/lbd/pkg/apis/v1alpha1"
 )
@@ -117,10 +115,8 @@ func (d *LabDocs) Announce(name string, pools, ifaces []string, sel *metav1.Labe
 	})
 }
 
-// WriteDocs replaces the lab's manifest with d, atomically (lbd never
-// reads half a file), and signals every running lbd to reload it now
-// rather than at its next poll.
-func (l *Lab) WriteDocs(d *LabDocs) error {
+// objects lists d's objects in manifest order.
+func (d *LabDocs) objects() []any {
 	var all []any
 	for _, n := range d.Nodes {
 		all = append(all, n)
@@ -131,23 +127,25 @@ func (l *Lab) WriteDocs(d *LabDocs) error {
 	for _, a := range d.Announcements {
 		all = append(all, a)
 	}
-	for i := range d.Services {
-		all = append(all, d.Services[i])
+	for _, s := range d.Services {
+		all = append(all, s)
 	}
 	for _, s := range d.Slices {
 		all = append(all, s)
 	}
-	var buf bytes.Buffer
-	for i, o := range all {
-		b, err := yaml.Marshal(o)
-		if err != nil {
-			return fmt.Errorf("marshal manifest %d: %w", i, err)
-		}
-		buf.WriteString("---\n")
-		buf.Write(b)
+	return all
+}
+
+// WriteDocs replaces the lab's manifest with d, atomically (lbd never
+// reads half a file), and signals every running lbd to reload it now
+// rather than at its next poll.
+func (l *Lab) WriteDocs(d *LabDocs) error {
+	b, err := marshalDocs(d.objects())
+	if err != nil {
+		return err
 	}
 	tmp := l.Manifest + ".tmp"
-	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
 		return fmt.Errorf("write manifests: %w", err)
 	}
 	if err := os.Rename(tmp, l.Manifest); err != nil {

@@ -43,44 +43,15 @@ var (
 // Nodes, the internal and external IPPools, the two Services and their
 // EndpointSlices listing every pod as ready.
 func (l *Lab) Manifests() ([]byte, error) {
-	var docs []any
-	for _, n := range l.Nodes {
-		docs = append(docs, &corev1.Node{
-			TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Node"},
-			ObjectMeta: metav1.ObjectMeta{
-				Name:   n.Name,
-				Labels: map[string]string{"kubernetes.io/hostname": n.Name},
-			},
-			Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{
-				{Type: corev1.NodeInternalIP, Address: n.IP.String()},
-				{Type: corev1.NodeHostName, Address: n.Name},
-			}},
-		})
-	}
-	docs = append(docs,
-		pool(PoolInternal, InternalRange, &metav1.LabelSelector{
-			MatchExpressions: []metav1.LabelSelectorRequirement{{
-				Key: LBTypeLabel, Operator: metav1.LabelSelectorOpNotIn, Values: []string{"external"},
-			}},
-		}, 0),
-		pool(PoolExternal, ExternalRange, &metav1.LabelSelector{
-			MatchLabels: map[string]string{LBTypeLabel: "external"},
-		}, 10),
-	)
-	for _, s := range []struct {
-		name   string
-		labels map[string]string
-	}{
-		{"web-internal", nil},
-		{"web-external", map[string]string{LBTypeLabel: "external"}},
-	} {
-		docs = append(docs, service(s.name, s.labels), l.endpointSlice(s.name))
-	}
-	docs = append(docs, l.dualStackDocs()...) // none unless Options.IPv6
+	objs := append(l.LabDocs().objects(), l.dualStackDocs()...) // none unless Options.IPv6
+	return marshalDocs(objs)
+}
 
+// marshalDocs renders objects as one multi-document YAML.
+func marshalDocs(objs []any) ([]byte, error) {
 	var buf bytes.Buffer
-	for i, d := range docs {
-		b, err := yaml.Marshal(d)
+	for i, o := range objs {
+		b, err := yaml.Marshal(o)
 		if err != nil {
 			return nil, fmt.Errorf("marshal manifest %d: %w", i, err)
 		}

@@ -224,6 +224,15 @@ func (i *Informers) AllServices() []*corev1.Service {
 	return l
 }
 
+// deref copies listed objects out of the cache's pointers (shallow).
+func deref[T any](l []*T) []T {
+	out := make([]T, 0, len(l))
+	for _, o := range l {
+		out = append(out, *o)
+	}
+	return out
+}
+
 // Resources returns the cached objects. Objects are shallow copies of the
 // cache's and must not be modified. The error reports objects that could
 // not be decoded (left out); the rest is still returned.
@@ -232,10 +241,7 @@ func (i *Informers) Resources() (config.Resources, error) {
 	var errs []error
 	if i.services != nil {
 		l, _ := i.services.List(labels.Everything())
-		r.Services = make([]corev1.Service, 0, len(l))
-		for _, o := range l {
-			r.Services = append(r.Services, *o)
-		}
+		r.Services = deref(l)
 	}
 	if i.slices != nil {
 		l, _ := i.slices.List(labels.Everything())
@@ -248,17 +254,11 @@ func (i *Informers) Resources() (config.Resources, error) {
 	}
 	if i.nodes != nil {
 		l, _ := i.nodes.List(labels.Everything())
-		r.Nodes = make([]corev1.Node, 0, len(l))
-		for _, o := range l {
-			r.Nodes = append(r.Nodes, *o)
-		}
+		r.Nodes = deref(l)
 	}
 	if i.nss != nil {
 		l, _ := i.nss.List(labels.Everything())
-		r.Namespaces = make([]corev1.Namespace, 0, len(l))
-		for _, o := range l {
-			r.Namespaces = append(r.Namespaces, *o)
-		}
+		r.Namespaces = deref(l)
 	}
 	if i.pools != nil {
 		l, _ := i.pools.List(labels.Everything())
