@@ -106,15 +106,6 @@ static __always_inline int lb_icmp_err(void *ctx, const bool xdp, struct lb_pkt 
 	return lb_fwd(ctx, xdp, 4, p->saddr, rv.client, IPPROTO_ICMP, p->ip_len, 0, LB_R_ICMP_FWD);
 }
 
-/* lb_addr_eq compares two addresses in the 16-byte map layout. */
-static __always_inline int lb_addr_eq(const __u8 *a, const __u8 *b)
-{
-	__u32 x[4], y[4];
-	__builtin_memcpy(x, a, 16);
-	__builtin_memcpy(y, b, 16);
-	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3])) == 0;
-}
-
 /* lb_rewrite_icmp6 is lb_rewrite_icmp4 for ICMPv6: no IP header checksum,
  * but the ICMPv6 checksum covers the outer addresses (pseudo-header) as well
  * as the quoted packet, so both changes are folded into it. The quoted L4

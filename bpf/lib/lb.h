@@ -181,16 +181,20 @@ static __always_inline int lb_node_addr(__u8 fam, __u8 *out)
 	return 1;
 }
 
+/* lb_addr_eq compares two addresses in the 16-byte map layout. */
+static __always_inline int lb_addr_eq(const __u8 *a, const __u8 *b)
+{
+	__u32 x[4], y[4];
+	__builtin_memcpy(x, a, 16);
+	__builtin_memcpy(y, b, 16);
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3])) == 0;
+}
+
 /* lb_is_node reports whether addr (of family fam) is the node's address. */
 static __always_inline int lb_is_node(__u8 fam, const __u8 *addr)
 {
 	__u8 node[16];
-	if (!lb_node_addr(fam, node))
-		return 0;
-	__u32 a[4], b[4];
-	__builtin_memcpy(a, addr, 16);
-	__builtin_memcpy(b, node, 16);
-	return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3])) == 0;
+	return lb_node_addr(fam, node) && lb_addr_eq(addr, node);
 }
 
 /* lb_rewrite6 is lb_rewrite4 for IPv6 (no header checksum; the L4 checksum
@@ -411,14 +415,8 @@ static __always_inline enum lb_rev_state lb_rev_ensure(const struct lb_flow_key 
 	if (old) {
 		if (!(ct->flags & LB_CT_SNAT))
 			return LB_REV_OK;
-		__u32 a[4], b[4];
-		__builtin_memcpy(a, old->client, 16);
-		__builtin_memcpy(b, fk->saddr, 16);
-		int same = ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3])) == 0;
-		__builtin_memcpy(a, old->vip, 16);
-		__builtin_memcpy(b, fk->daddr, 16);
-		same = same && ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3])) == 0;
-		same = same && old->cport == fk->sport && old->vport == fk->dport;
+		int same = lb_addr_eq(old->client, fk->saddr) && lb_addr_eq(old->vip, fk->daddr) &&
+			   old->cport == fk->sport && old->vport == fk->dport;
 		return same ? LB_REV_OK : LB_REV_TAKEN;
 	}
 	struct lb_rev rv = {.vport = fk->dport, .cport = fk->sport, .svc_id = ct->svc_id,
