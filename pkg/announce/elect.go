@@ -196,5 +196,3 @@ func rank(vip netip.Addr, cands []string) []string {
 	}
 	return out
 }
-
-func ceilDiv(a, b int) int { return (a + b - 1) / b }

@@ -64,7 +64,7 @@ func TestFingerprintFields(t *testing.T) {
 		s.Endpoints = append([]model.Endpoint(nil), s.Endpoints...)
 		change(&s)
 		if fingerprint(&s, "node1") != want {
-			t.Errorf("%s: fingerprint changed, but Desired does not read it", name)
+			t.Errorf("%s: fingerprint changed, but desiredFor does not read it", name)
 		}
 	}
 }

@@ -61,31 +61,13 @@ type desired struct {
 	ranges   []netip.Prefix
 }
 
-// Desired computes the frontends node self programs from st. Every node
-// programs every VIP, owner or not, so a takeover needs no map writes.
-// Backends are the ready endpoints (for externalTrafficPolicy: Local only
-// those on self); when none is ready, serving terminating endpoints are used
-// (as kube-proxy does) so a rolling restart does not black-hole. Backends are
-// of the VIP's family only (IPv4 VIPs to IPv4 pods, IPv6 to IPv6).
-func Desired(st *model.State, self string) (map[frontendKey]desired, error) {
-	out := make(map[frontendKey]desired)
-	var errs []error
-	for i := range st.Services {
-		svc := &st.Services[i]
-		for _, vip := range svc.VIPs {
-			for _, sp := range svc.Ports {
-				fk := frontendKey{VIP: vip, Port: sp.Port, Proto: sp.Protocol}
-				if prev, dup := out[fk]; dup {
-					errs = append(errs, fmt.Errorf("service %s: %s:%d/%s already used by %s", svc.Key, vip, sp.Port, sp.Protocol, prev.svc))
-					continue
-				}
-				out[fk] = desiredFor(svc, sp, vip, self)
-			}
-		}
-	}
-	return out, errors.Join(errs...)
-}
-
+// desiredFor computes the frontend node self programs for one VIP and port
+// of svc. Every node programs every VIP, owner or not, so a takeover needs
+// no map writes. Backends are the ready endpoints (for
+// externalTrafficPolicy: Local only those on self); when none is ready,
+// serving terminating endpoints are used (as kube-proxy does) so a rolling
+// restart does not black-hole. Backends are of the VIP's family only (IPv4
+// VIPs to IPv4 pods, IPv6 to IPv6).
 func desiredFor(svc *model.Service, sp model.ServicePort, vip netip.Addr, self string) desired {
 	d := desired{svc: svc.Key, ranges: svc.SourceRanges}
 	local := svc.TrafficPolicy == model.PolicyLocal

@@ -273,12 +273,6 @@ func (h *Host) Neighbor(ip netip.Addr) (Neighbor, bool, error) {
 	return Neighbor{}, false, nil
 }
 
-// FlushNeighbors empties h's neighbour table on eth0, so the next packet to
-// an address triggers a fresh ARP request.
-func (h *Host) FlushNeighbors(ctx context.Context) error {
-	return ipIn(ctx, h.NetNS, "neigh", "flush", "dev", "eth0")
-}
-
 func neighState(s int) string {
 	names := []struct {
 		bit  int

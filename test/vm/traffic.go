@@ -131,9 +131,6 @@ func (h *Host) Burst(ctx context.Context, n int, fn func(ctx context.Context) er
 	return done, err
 }
 
-// CheckTarget returns an error for any address outside the lab.
-func CheckTarget(a netip.Addr) error { return checkTarget(a) }
-
 // RSS returns the resident set size of process p in bytes.
 func (p *Process) RSS() (uint64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
@@ -171,13 +168,6 @@ func (h *Host) UDPFlow(ctx context.Context, target netip.AddrPort, timeout time.
 		return err
 	})
 	return local, err
-}
-
-// udpRoundTrip is UDPFlow for a caller already inside a lab namespace
-// (Burst): it dials with a plain dialer.
-func udpRoundTrip(ctx context.Context, target netip.AddrPort) error {
-	_, err := udpFlow(ctx, target, requestTimeout)
-	return err
 }
 
 func udpFlow(ctx context.Context, target netip.AddrPort, timeout time.Duration) (netip.AddrPort, error) {
