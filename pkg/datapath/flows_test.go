@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -51,25 +50,10 @@ func noEvent(t *testing.T, r *FlowReader) {
 // unless sampled; an affinity hit is flagged.
 func TestPrivilegedFlowEvents(t *testing.T) {
 	testutil.Privileged(t)
-	for _, hook := range []struct {
-		name string
-		xdp  bool
-		prog func(*lbObjects) *ebpf.Program
-	}{
-		{"xdp", true, func(o *lbObjects) *ebpf.Program { return o.LbXdp }},
-		{"tc", false, func(o *lbObjects) *ebpf.Program { return o.LbTcIngress }},
-	} {
+	for _, hook := range ingressHooks {
 		t.Run(hook.name, func(t *testing.T) {
-			l := newLab(t)
-			d, err := New(Options{PinDir: testPinDir(t), NodeIP4: labNodeIP, MaxServices: 64})
-			if err != nil {
-				t.Fatalf("%+v", err)
-			}
-			t.Cleanup(func() { d.Close() })
-			if _, err := d.Sync(packetState(), "node1"); err != nil {
-				t.Fatal(err)
-			}
-			prog := hook.prog(d.objs)
+			e := newPktEnv(t, hook.xdp, hook.prog)
+			l, d, prog := e.lab, e.d, e.prog
 			send := func(src, dst netip.AddrPort, flags uint8) {
 				t.Helper()
 				in := frame(src, dst, pkt.TCP, func(f *pkt.IPv4) { f.TCPFlags = flags })(nil)

@@ -7,7 +7,6 @@ import (
 	"net"
 	"testing"
 
-	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
 
 	"github.com/lbd-project/lbd/internal/testutil"
@@ -20,25 +19,10 @@ import (
 // comes due (LB_CT_REFRESH_NS of activity), not before.
 func TestPrivilegedNextHopCache(t *testing.T) {
 	testutil.Privileged(t)
-	for _, hook := range []struct {
-		name string
-		xdp  bool
-		prog func(*lbObjects) *ebpf.Program
-	}{
-		{"xdp", true, func(o *lbObjects) *ebpf.Program { return o.LbXdp }},
-		{"tc", false, func(o *lbObjects) *ebpf.Program { return o.LbTcIngress }},
-	} {
+	for _, hook := range ingressHooks {
 		t.Run(hook.name, func(t *testing.T) {
-			e := &pktEnv{lab: newLab(t), xdp: hook.xdp}
-			d, err := New(Options{PinDir: testPinDir(t), NodeIP4: labNodeIP, MaxServices: 64})
-			if err != nil {
-				t.Fatalf("%+v", err)
-			}
-			t.Cleanup(func() { d.Close() })
-			if _, err := d.Sync(packetState(), "node1"); err != nil {
-				t.Fatal(err)
-			}
-			e.d, e.prog = d, hook.prog(d.objs)
+			e := newPktEnv(t, hook.xdp, hook.prog)
+			d := e.d
 			key := flowKey(client1, webHTTP, pkt.TCP)
 			entry := func() lbLbCt {
 				t.Helper()
@@ -76,7 +60,7 @@ func TestPrivilegedNextHopCache(t *testing.T) {
 			// node2's MAC changes: until the refresh, packets still use the
 			// cached one (proof that no lookup happens per packet).
 			moved := net.HardwareAddr{0x02, 0x00, 0x00, 0x00, 0x00, 0x99}
-			err = e.lab.ns.Do(func() error {
+			err := e.lab.ns.Do(func() error {
 				return netlink.NeighSet(&netlink.Neigh{LinkIndex: e.lab.lan0, Family: netlink.FAMILY_V4,
 					State: netlink.NUD_PERMANENT, IP: labNode2IP.AsSlice(), HardwareAddr: moved})
 			})

@@ -16,19 +16,6 @@ import (
 	"github.com/lbd-project/lbd/pkg/model"
 )
 
-// noNeighHooks are the two ingress programs; XDP has no bpf_redirect_neigh,
-// so on a missing neighbour it hands the translated packet to the stack
-// (XDP_PASS, fwd_stack_no_neigh), where TC redirects with the kernel
-// resolving the neighbour (TC_ACT_REDIRECT, the usual fwd/revnat).
-var noNeighHooks = []struct {
-	name string
-	xdp  bool
-	prog func(*lbObjects) *ebpf.Program
-}{
-	{"xdp", true, func(o *lbObjects) *ebpf.Program { return o.LbXdp }},
-	{"tc", false, func(o *lbObjects) *ebpf.Program { return o.LbTcIngress }},
-}
-
 // delNeigh removes a neighbour entry of lan0 in the lab, so bpf_fib_lookup
 // answers BPF_FIB_LKUP_RET_NO_NEIGH for it.
 func delNeigh(t *testing.T, l *lab, a netip.Addr) {
@@ -92,21 +79,12 @@ func wantHop(xdp bool) uint8 {
 // martian if passed.
 func TestPrivilegedNoNeighIPv4(t *testing.T) {
 	testutil.Privileged(t)
-	for _, hook := range noNeighHooks {
+	for _, hook := range ingressHooks {
 		t.Run(hook.name, func(t *testing.T) {
-			l := newLab(t)
-			d, err := New(Options{PinDir: testPinDir(t), NodeIP4: labNodeIP, MaxServices: 64})
-			if err != nil {
-				t.Fatalf("%+v", err)
-			}
-			t.Cleanup(func() { d.Close() })
-			if _, err := d.Sync(packetState(), "node1"); err != nil {
-				t.Fatal(err)
-			}
-			prog := hook.prog(d.objs)
+			e := newPktEnv(t, hook.xdp, hook.prog)
+			l, d, prog := e.lab, e.d, e.prog
 			delNeigh(t, l, labClient)
 
-			e := &pktEnv{lab: l, xdp: hook.xdp, d: d, prog: prog}
 			fwd := e.forward(t, frame(client1, webHTTP, pkt.TCP)(e))
 			if fwd.Dst != webBE || fwd.Src.Addr() != labNodeIP {
 				t.Fatalf("request forwarded %s -> %s, want node -> %s", fwd.Src, fwd.Dst, webBE)
@@ -149,7 +127,7 @@ func TestPrivilegedNoNeighIPv4(t *testing.T) {
 // next hop from the failed lookup.
 func TestPrivilegedNoNeighIPv6(t *testing.T) {
 	testutil.Privileged(t)
-	for _, hook := range noNeighHooks {
+	for _, hook := range ingressHooks {
 		t.Run(hook.name, func(t *testing.T) {
 			l := newLab(t)
 			addIPv6(t, l)

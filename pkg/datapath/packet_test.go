@@ -801,28 +801,41 @@ func reasonDelta(before, after map[string]uint64) map[string]uint64 {
 	return d
 }
 
+// ingressHooks are the two ingress programs every packet verdict is checked
+// on, built from the same C.
+var ingressHooks = []struct {
+	name string
+	xdp  bool
+	prog func(*lbObjects) *ebpf.Program
+}{
+	{"xdp", true, func(o *lbObjects) *ebpf.Program { return o.LbXdp }},
+	{"tc", false, func(o *lbObjects) *ebpf.Program { return o.LbTcIngress }},
+}
+
+// newPktEnv loads a fresh datapath in a new lab (no flows shared with other
+// subtests), programmed with packetState, and picks the program under test.
+func newPktEnv(t *testing.T, xdp bool, prog func(*lbObjects) *ebpf.Program) *pktEnv {
+	t.Helper()
+	e := &pktEnv{lab: newLab(t), xdp: xdp}
+	d, err := New(Options{PinDir: testPinDir(t), NodeIP4: labNodeIP, MaxServices: 64})
+	if err != nil {
+		t.Fatalf("%+v", err)
+	}
+	t.Cleanup(func() { d.Close() })
+	if _, err := d.Sync(packetState(), "node1"); err != nil {
+		t.Fatal(err)
+	}
+	e.d, e.prog = d, prog(d.objs)
+	return e
+}
+
 func TestPrivilegedPacket(t *testing.T) {
 	testutil.Privileged(t)
-	for _, hook := range []struct {
-		name string
-		xdp  bool
-		prog func(*lbObjects) *ebpf.Program
-	}{
-		{"xdp", true, func(o *lbObjects) *ebpf.Program { return o.LbXdp }},
-		{"tc", false, func(o *lbObjects) *ebpf.Program { return o.LbTcIngress }},
-	} {
+	for _, hook := range ingressHooks {
 		t.Run(hook.name, func(t *testing.T) {
 			// A fresh datapath per hook: both share no flows.
-			e := &pktEnv{lab: newLab(t), xdp: hook.xdp}
-			d, err := New(Options{PinDir: testPinDir(t), NodeIP4: labNodeIP, MaxServices: 64})
-			if err != nil {
-				t.Fatalf("%+v", err)
-			}
-			t.Cleanup(func() { d.Close() })
-			if _, err := d.Sync(packetState(), "node1"); err != nil {
-				t.Fatal(err)
-			}
-			e.d, e.prog = d, hook.prog(d.objs)
+			e := newPktEnv(t, hook.xdp, hook.prog)
+			d := e.d
 			passed := make(map[string]bool)
 			for _, tc := range packetCases() {
 				passed[tc.name] = t.Run(tc.name, func(t *testing.T) {
@@ -837,7 +850,7 @@ func TestPrivilegedPacket(t *testing.T) {
 					}
 					in := tc.in(e)
 					orig := slices.Clone(in)
-					prog, xdp := hook.prog(d.objs), hook.xdp
+					prog, xdp := e.prog, hook.xdp
 					if tc.egress {
 						prog, xdp = d.objs.LbTcEgress, false
 					}
