@@ -71,7 +71,7 @@ func wantHop(xdp bool) uint8 {
 }
 
 // TestPrivilegedNoNeighIPv4: a backend's reply to a SNATed flow, whose
-// client the node never resolved (the H6 report: 0/5 requests, drop_fib),
+// client the node never resolved (before the fix: 0/5 requests, drop_fib),
 // is reverse-translated and, under XDP, passed to the stack to forward
 // with checksums valid; TC redirects it through bpf_redirect_neigh. A
 // SNATed request with no neighbour for the next node stays drop_fib under
@@ -118,7 +118,7 @@ func TestPrivilegedNoNeighIPv4(t *testing.T) {
 	}
 }
 
-// TestPrivilegedNoNeighIPv6: the H6 report's second drop. Nothing resolves
+// TestPrivilegedNoNeighIPv6: the second drop found in the XDP-mode lab. Nothing resolves
 // the other nodes' IPv6 addresses, so the SNATed request to a pod on node2
 // meets no neighbour: XDP passes it, translated, to the stack (IPv6
 // forwarding accepts the node's own source). The reply to an unresolved
