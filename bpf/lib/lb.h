@@ -258,6 +258,32 @@ static __always_inline int lb_hop_dec(void *ctx, const bool xdp, __u8 fam)
 	return 0;
 }
 
+/* lb_fwd_l2 sends a translated packet to a known next hop: hop limit
+ * down, MACs rewritten, out of oif (TX when that is the ingress
+ * interface). With cache, the next hop is also stored in the flow's
+ * connection-table entry (LB_CT_FIB), once the packet is known good. */
+static __always_inline int lb_fwd_l2(void *ctx, const bool xdp, __u8 fam, const __u8 *dmac, const __u8 *smac,
+				     __u32 oif, enum lb_reason ok, struct lb_ct *cache)
+{
+	if (lb_hop_dec(ctx, xdp, fam))
+		return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_MALFORMED, 0);
+	void *data = ctx_data(ctx, xdp), *data_end = ctx_data_end(ctx, xdp);
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_MALFORMED, 0);
+	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, smac, ETH_ALEN);
+	if (cache) {
+		__builtin_memcpy(cache->dmac, dmac, ETH_ALEN);
+		__builtin_memcpy(cache->smac, smac, ETH_ALEN);
+		cache->oif = oif;
+		cache->flags |= LB_CT_FIB;
+	}
+	if (oif == ctx_ifindex(ctx, xdp))
+		return lb_exit(ctx, xdp, LB_ACT_TX, ok, 0);
+	return lb_exit(ctx, xdp, LB_ACT_REDIRECT, ok, oif);
+}
+
 /* lb_fwd sends a translated packet on: to the next hop found by
  * bpf_fib_lookup, out of the ingress interface (backend on another node,
  * client) or to the stack (backend on this node, so it passes wherever the
@@ -291,25 +317,8 @@ static __always_inline int lb_fwd_cache(void *ctx, const bool xdp, __u8 fam, con
 	if (local && !fast_local_redirect && !snat)
 		return lb_exit(ctx, xdp, LB_ACT_PASS, LB_R_FWD_STACK, 0);
 
-	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
-		if (lb_hop_dec(ctx, xdp, fam))
-			return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_MALFORMED, 0);
-		void *data = ctx_data(ctx, xdp), *data_end = ctx_data_end(ctx, xdp);
-		struct ethhdr *eth = data;
-		if ((void *)(eth + 1) > data_end)
-			return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_MALFORMED, 0);
-		__builtin_memcpy(eth->h_dest, f->dmac, ETH_ALEN);
-		__builtin_memcpy(eth->h_source, f->smac, ETH_ALEN);
-		if (cache) {
-			__builtin_memcpy(cache->dmac, f->dmac, ETH_ALEN);
-			__builtin_memcpy(cache->smac, f->smac, ETH_ALEN);
-			cache->oif = f->ifindex;
-			cache->flags |= LB_CT_FIB;
-		}
-		if (f->ifindex == in)
-			return lb_exit(ctx, xdp, LB_ACT_TX, ok, 0);
-		return lb_exit(ctx, xdp, LB_ACT_REDIRECT, ok, f->ifindex);
-	}
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS)
+		return lb_fwd_l2(ctx, xdp, fam, f->dmac, f->smac, f->ifindex, ok, cache);
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH && !xdp) {
 		if (lb_hop_dec(ctx, xdp, fam))
 			return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_MALFORMED, 0);
@@ -341,17 +350,7 @@ static __always_inline int lb_fwd(void *ctx, const bool xdp, __u8 fam, const __u
  * does after a successful bpf_fib_lookup, without the lookup. */
 static __always_inline int lb_fwd_cached(void *ctx, const bool xdp, __u8 fam, const struct lb_ct *ct, enum lb_reason ok)
 {
-	if (lb_hop_dec(ctx, xdp, fam))
-		return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_MALFORMED, 0);
-	void *data = ctx_data(ctx, xdp), *data_end = ctx_data_end(ctx, xdp);
-	struct ethhdr *eth = data;
-	if ((void *)(eth + 1) > data_end)
-		return lb_exit(ctx, xdp, LB_ACT_DROP, LB_R_DROP_MALFORMED, 0);
-	__builtin_memcpy(eth->h_dest, ct->dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, ct->smac, ETH_ALEN);
-	if (ct->oif == ctx_ifindex(ctx, xdp))
-		return lb_exit(ctx, xdp, LB_ACT_TX, ok, 0);
-	return lb_exit(ctx, xdp, LB_ACT_REDIRECT, ok, ct->oif);
+	return lb_fwd_l2(ctx, xdp, fam, ct->dmac, ct->smac, ct->oif, ok, NULL);
 }
 
 /* lb_snat_stale reports whether the SNAT port held by the reverse entry old

@@ -92,15 +92,8 @@ func (t *termState) keepStranded(svc *model.Service) bool {
 // poolProblems maps each pool pkg/config rejected to its problems.
 func poolProblems(err error) map[string][]*config.FieldError {
 	out := map[string][]*config.FieldError{}
-	var errs []error
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
-	} else if err != nil {
-		errs = []error{err}
-	}
-	for _, e := range errs {
-		var fe *config.FieldError
-		if errors.As(e, &fe) && fe.Kind == v1alpha1.KindIPPool {
+	for _, fe := range fieldErrors(err) {
+		if fe.Kind == v1alpha1.KindIPPool {
 			out[fe.Name] = append(out[fe.Name], fe)
 		}
 	}

@@ -387,18 +387,29 @@ func (t *termState) writeStatus(ctx context.Context, key model.ServiceKey, addrs
 
 func ptr[T any](v T) *T { return &v }
 
-// invalidServices maps the Services pkg/config left out to why.
-func invalidServices(err error) map[model.ServiceKey]string {
-	out := map[model.ServiceKey]string{}
+// fieldErrors returns the config.FieldErrors among err's joined errors.
+func fieldErrors(err error) []*config.FieldError {
 	var errs []error
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		errs = j.Unwrap()
 	} else if err != nil {
 		errs = []error{err}
 	}
+	var out []*config.FieldError
 	for _, e := range errs {
 		var fe *config.FieldError
-		if !errors.As(e, &fe) || fe.Kind != "Service" {
+		if errors.As(e, &fe) {
+			out = append(out, fe)
+		}
+	}
+	return out
+}
+
+// invalidServices maps the Services pkg/config left out to why.
+func invalidServices(err error) map[model.ServiceKey]string {
+	out := map[model.ServiceKey]string{}
+	for _, fe := range fieldErrors(err) {
+		if fe.Kind != "Service" {
 			continue
 		}
 		key := model.ServiceKey{Namespace: fe.Namespace, Name: fe.Name}

@@ -337,6 +337,17 @@ func (l *Lab) WaitOwner(ctx context.Context, vip netip.Addr, except *Node, timeo
 // StatusAnyHealth is Status, also when lbd status reports warnings or
 // errors (exit status 3 or 1): those come with the full JSON status too.
 func (l *Lab) StatusAnyHealth(ctx context.Context, n *Node) (*Status, error) {
+	out, err := l.statusJSONAnyHealth(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStatus(out)
+}
+
+// statusJSONAnyHealth runs lbd status -o json on n and returns its output,
+// also when it reports warnings or errors (exit status 3 or 1): those come
+// with the full JSON status too.
+func (l *Lab) statusJSONAnyHealth(ctx context.Context, n *Node) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, l.opts.LBD, "status", "--socket", n.Socket, "-o", "json")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -345,5 +356,5 @@ func (l *Lab) StatusAnyHealth(ctx context.Context, n *Node) (*Status, error) {
 	if err != nil && (!errors.As(err, &ee) || (ee.ExitCode() != 1 && ee.ExitCode() != 3)) {
 		return nil, fmt.Errorf("run lbd status on %s: %w: %s", n.Name, err, strings.TrimSpace(stderr.String()))
 	}
-	return ParseStatus(out)
+	return out, nil
 }

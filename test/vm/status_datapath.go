@@ -9,10 +9,8 @@ package lab
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/netip"
-	"os/exec"
 	"slices"
 	"strings"
 )
@@ -158,13 +156,9 @@ func ParseDPStatus(b []byte) (*DPStatus, error) {
 // DatapathStatus asks node n's lbd for its status, also when it reports
 // warnings or errors (exit status 3 or 1, with the full JSON status).
 func (l *Lab) DatapathStatus(ctx context.Context, n *Node) (*DPStatus, error) {
-	cmd := exec.CommandContext(ctx, l.opts.LBD, "status", "--socket", n.Socket, "-o", "json")
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	var ee *exec.ExitError
-	if err != nil && (!errors.As(err, &ee) || (ee.ExitCode() != 1 && ee.ExitCode() != 3)) {
-		return nil, fmt.Errorf("run lbd status on %s: %w: %s", n.Name, err, strings.TrimSpace(stderr.String()))
+	out, err := l.statusJSONAnyHealth(ctx, n)
+	if err != nil {
+		return nil, err
 	}
 	return ParseDPStatus(out)
 }
